@@ -1,0 +1,507 @@
+"""Benchmark dfem on the Poisson problem against scikit-fem and torch-fem (CPU).
+
+Two measurements per mesh of n x n bilinear quadrilaterals (Q1) on the unit square:
+
+1. **Assembly** of the Laplace stiffness matrix, dfem vs scikit-fem, on the same
+   nodes and cells.
+
+   - *cold*: dfem ``FunctionSpace(mesh, "Q1")`` + the first ``assemble_matrix``
+     (which builds the dof map, the CSR pattern and the mapped geometry) against
+     scikit-fem ``Basis(mesh, ElementQuad1())`` + ``asm(laplace, basis)``. Fresh
+     mesh objects every repeat (built outside the timer), best of R.
+   - *warm*: a second assembly on the already-built space / basis.
+
+   The two matrices are compared entry by entry (max |A_dfem - A_skfem| / max |A|).
+
+2. **Forward + backward**: the solution ``u`` of ``-div(nu grad u) = 1`` with
+   ``u = 0`` on the left edge (natural conditions elsewhere) and per-cell
+   ``nu = 1 + 0.5 sin(2 pi x) sin(2 pi y)`` (cell centroids), then the gradient
+   of ``J = sum_i u_i**2`` (nodal values) with respect to the per-cell ``nu``.
+
+   - dfem: ``Poisson(space, nu=nu, f=1.0, dirichlet={"left": 0.0})``,
+     ``solve(method="direct")`` (SuperLU) and ``solve(method="amg")`` (pyamg
+     smoothed-aggregation preconditioned CG, ``rtol`` = torch-fem's ``stol``).
+   - torch-fem: ``PlanarHeat(nodes, quads, IsotropicConductivity2D(kappa=nu))``
+     (``Quad1`` elements, 2x2 Gauss, thickness 1), nodal heat sources from its
+     own ``integrate_body_load(1.0)``, the left nodes constrained to 0, and
+     ``solve(differentiable_parameters=kappa)`` with its default solver choice.
+
+   Both sides solve the same discrete system: Q1 stiffness with the same
+   per-cell conductivity, the same consistent load vector (checked), the same
+   Dirichlet nodes. Agreement of ``u`` and of ``dJ/dnu`` is recorded.
+
+   - *warm* (the headline, one iteration of an optimisation loop): the space /
+     model already exists; a new ``nu`` leaf, the solve and the backward pass
+     are timed (dfem: a new ``Poisson`` on the existing space; torch-fem: a new
+     material assigned to the existing model).
+   - *cold*: the space / model is built inside the timer too.
+
+Usage::
+
+    python benchmarks/bench_poisson.py --json benchmarks/results/bench_poisson_cpu.json
+    python benchmarks/bench_poisson.py --json /tmp/quick.json --quick
+
+The JSON is written atomically after each size, so an interrupted run keeps the
+sizes it finished.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import importlib.metadata
+import json
+import math
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run from a checkout without installing dfem
+    sys.path.insert(0, str(ROOT))
+
+import dfem  # noqa: E402
+from dfem.assembly import assemble_matrix, assemble_vector  # noqa: E402
+
+DEFAULT_SIZES = (256, 512, 1024)
+QUICK_SIZES = (64, 128)
+MEMORY_LIMIT_BYTES = 16 * 2**30
+# Peak resident bytes per cell, measured on this benchmark (dominated by torch-fem's
+# and SuperLU's working sets at n = 512, about 1.3 kB/cell); doubled for a margin.
+BYTES_PER_CELL_ESTIMATE = 3 * 2**10
+ASSEMBLY_TOL = 1e-10
+AGREEMENT_TOL = 1e-6  # torch-fem's CG stops at a relative residual of 1e-10
+TORCHFEM_STOL = 1e-10  # torch-fem's default tolerance of its iterative solvers
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+# ---------------------------------------------------------------------- helpers
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _total_memory_bytes() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _load_average() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (OSError, AttributeError):
+        return None
+
+
+def _version(distribution: str) -> str:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _peak_rss_gb() -> float | None:
+    try:
+        import resource
+    except ImportError:  # not on POSIX
+        return None
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)  # kB on Linux
+
+
+def machine_info() -> dict:
+    import scipy
+
+    total = _total_memory_bytes()
+    return {
+        "cpu": _cpu_name(),
+        "platform": platform.platform(),
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "thread_env": {v: os.environ.get(v) for v in THREAD_VARS},
+        "memory_gb": None if total is None else round(total / 2**30, 1),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "skfem": _version("scikit-fem"),
+        "torchfem": _version("torch-fem"),
+        "pyamg": _version("pyamg"),
+        "dfem": dfem.__version__,
+    }
+
+
+@contextlib.contextmanager
+def default_dtype(dtype: torch.dtype):
+    """torch-fem allocates with the default dtype; run it in float64 like dfem."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(old)
+
+
+def best_of(repeats: int, fn, *, setup=None) -> tuple[float, object]:
+    """Best wall time of ``fn(setup())`` over ``repeats`` runs (setup untimed), last result."""
+    best, result = math.inf, None
+    for _ in range(repeats):
+        arg = setup() if setup is not None else None
+        gc.collect()
+        t0 = time.perf_counter()
+        result = fn(arg) if setup is not None else fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, result
+
+
+def rel_max_diff(a, b) -> float:
+    a = np.asarray(a, dtype=np.float64).ravel()
+    b = np.asarray(b, dtype=np.float64).ravel()
+    scale = max(np.abs(a).max(initial=0.0), np.abs(b).max(initial=0.0), 1e-300)
+    return float(np.abs(a - b).max(initial=0.0) / scale)
+
+
+def per_cell_nu(mesh) -> torch.Tensor:
+    """``1 + 0.5 sin(2 pi x) sin(2 pi y)`` at the cell centroids, shape (n_cells,)."""
+    centroid = mesh.nodes[mesh.cells].mean(dim=1)
+    x, y = centroid[:, 0], centroid[:, 1]
+    return 1.0 + 0.5 * torch.sin(2 * math.pi * x) * torch.sin(2 * math.pi * y)
+
+
+def estimate_bytes(n: int) -> int:
+    return BYTES_PER_CELL_ESTIMATE * n * n
+
+
+# ---------------------------------------------------------------------- assembly
+def _skfem_mesh(dmesh):
+    from skfem import MeshQuad
+
+    nodes = dmesh.nodes.detach().cpu().numpy()
+    return MeshQuad(np.ascontiguousarray(nodes.T), np.ascontiguousarray(dmesh.cells_np.T))
+
+
+def bench_assembly(n: int, repeats: int) -> dict:
+    from skfem import Basis, ElementQuad1, asm
+    from skfem.models.poisson import laplace
+
+    def dfem_cold(mesh):
+        space = dfem.FunctionSpace(mesh, "Q1")
+        return space, assemble_matrix(space, nu=1.0)
+
+    def skfem_cold(mesh):
+        basis = Basis(mesh, ElementQuad1())
+        return basis, asm(laplace, basis)
+
+    t_dfem_cold, (space, values) = best_of(
+        repeats, dfem_cold, setup=lambda: dfem.mesh.rectangle(n, n, "quad")
+    )
+    t_dfem_warm, values = best_of(repeats, lambda: assemble_matrix(space, nu=1.0))
+
+    t_sk_cold, (basis, A_sk) = best_of(
+        repeats, skfem_cold, setup=lambda: _skfem_mesh(dfem.mesh.rectangle(n, n, "quad"))
+    )
+    t_sk_warm, A_sk = best_of(repeats, lambda: asm(laplace, basis))
+
+    A_dfem = space.pattern.to_scipy(values).tocsr()
+    A_sk = A_sk.tocsr()
+    diff = abs(A_dfem - A_sk).max()
+    scale = max(abs(A_sk).max(), 1e-300)
+    rel = float(diff / scale)
+    return {
+        "n_cells": n * n,
+        "n_dofs": space.n_dofs,
+        "nnz": int(A_dfem.nnz),
+        "dfem_cold_s": t_dfem_cold,
+        "dfem_warm_s": t_dfem_warm,
+        "skfem_cold_s": t_sk_cold,
+        "skfem_warm_s": t_sk_warm,
+        "assembly_ratio_vs_skfem": t_dfem_cold / t_sk_cold,
+        "assembly_warm_ratio_vs_skfem": t_dfem_warm / t_sk_warm,
+        "matrix_rel_max_diff": rel,
+        "matrices_agree": bool(rel < ASSEMBLY_TOL),
+    }
+
+
+# ---------------------------------------------------------------------- forward + backward
+def _dfem_fwd_bwd(space, nu0: torch.Tensor, method: str, options: dict):
+    nu = nu0.clone().requires_grad_(True)
+    problem = dfem.Poisson(space, nu=nu, f=1.0, dirichlet={"left": 0.0})
+    t0 = time.perf_counter()
+    u = problem.solve(method=method, **options)
+    t1 = time.perf_counter()
+    (u * u).sum().backward()
+    t2 = time.perf_counter()
+    info = problem.last_solve["info"]
+    detail = {
+        "forward_s": t1 - t0,
+        "backward_s": t2 - t1,
+        "assemble_s": problem.last_solve["assemble_s"],
+        "solve_s": problem.last_solve["solve_s"],
+        "iterations": info.iterations,
+    }
+    return u.detach(), nu.grad.detach(), detail
+
+
+def _torchfem_model(mesh, nu0: torch.Tensor, left_nodes: torch.Tensor):
+    from torchfem import PlanarHeat
+    from torchfem.materials import IsotropicConductivity2D
+
+    kappa = nu0.clone().requires_grad_(True)
+    model = PlanarHeat(mesh.nodes.detach(), mesh.cells, IsotropicConductivity2D(kappa=kappa))
+    model.heat_flux = model.integrate_body_load(1.0)
+    constraints = torch.zeros(model.n_nod, 1, dtype=torch.bool)
+    constraints[left_nodes] = True
+    model.constraints = constraints
+    return model, kappa
+
+
+def _torchfem_solve(model, kappa):
+    u, *_ = model.solve(differentiable_parameters=kappa)
+    (u * u).sum().backward()
+    return u.detach().ravel(), kappa.grad.detach()
+
+
+def bench_fwd_bwd(n: int, repeats: int) -> dict:
+    from torchfem.materials import IsotropicConductivity2D
+    from torchfem.sparse import describe_method, resolve_method
+
+    mesh = dfem.mesh.rectangle(n, n, "quad")
+    nu0 = per_cell_nu(mesh).detach()
+    # Q1 dofs are the mesh vertices (dof v = node v), so the numberings coincide.
+    left = dfem.FunctionSpace(mesh, "Q1").boundary_dofs("left")
+    out: dict = {}
+
+    # ---- dfem, cold: space (dof map, pattern, geometry) built in the timer
+    amg_options = {"rtol": TORCHFEM_STOL}
+    methods = {"direct": {}, "amg": amg_options}
+    for method, options in methods.items():
+        t, _ = best_of(
+            repeats,
+            lambda m, method=method, options=options: _dfem_fwd_bwd(
+                dfem.FunctionSpace(m, "Q1"), nu0, method, options
+            ),
+            setup=lambda: dfem.mesh.rectangle(n, n, "quad"),
+        )
+        out[f"dfem_{method}_cold_s"] = t
+
+    # ---- dfem, warm: one space, a new nu and problem per repeat
+    space = dfem.FunctionSpace(mesh, "Q1")
+    _dfem_fwd_bwd(space, nu0, "direct", {})  # builds pattern, geometry, restricted pattern
+    results = {}
+    for method, options in methods.items():
+        best, best_detail = math.inf, None
+        for _ in range(repeats):
+            gc.collect()
+            t0 = time.perf_counter()
+            u, g, detail = _dfem_fwd_bwd(space, nu0, method, options)
+            t = time.perf_counter() - t0
+            if t < best:
+                best, best_detail = t, detail
+        out[f"dfem_{method}_warm_s"] = best
+        out[f"dfem_{method}_breakdown"] = best_detail
+        results[method] = (u, g)
+
+    # ---- torch-fem, in float64
+    with default_dtype(torch.float64):
+        n_dofs = mesh.n_nodes
+        method = resolve_method(n_dofs, None, True)
+        out["torchfem_solver"] = describe_method(method, "cpu", None)
+
+        def tf_cold(_):
+            model, kappa = _torchfem_model(mesh, nu0, left)
+            return _torchfem_solve(model, kappa)
+
+        t_cold, _ = best_of(repeats, tf_cold, setup=lambda: None)
+        model, _ = _torchfem_model(mesh, nu0, left)
+        load_diff = rel_max_diff(model.heat_flux.ravel(), assemble_vector(space, f=1.0).detach())
+
+        def tf_warm(_):
+            kappa = nu0.clone().requires_grad_(True)
+            model.material = IsotropicConductivity2D(kappa=kappa)
+            return _torchfem_solve(model, kappa)
+
+        t_warm, (u_tf, g_tf) = best_of(repeats, tf_warm, setup=lambda: None)
+    out["torchfem_cold_s"] = t_cold
+    out["torchfem_warm_s"] = t_warm
+
+    # ---- agreement
+    out["load_rel_max_diff"] = load_diff
+    for method, (u, g) in results.items():
+        out[f"u_rel_max_diff_{method}"] = rel_max_diff(u, u_tf)
+        out[f"grad_rel_max_diff_{method}"] = rel_max_diff(g, g_tf)
+    out["direct_vs_amg_u_rel_max_diff"] = rel_max_diff(results["direct"][0], results["amg"][0])
+    out["solutions_agree"] = bool(max(out[f"u_rel_max_diff_{m}"] for m in methods) < AGREEMENT_TOL)
+    out["gradients_agree"] = bool(
+        max(out[f"grad_rel_max_diff_{m}"] for m in methods) < AGREEMENT_TOL
+    )
+
+    # ---- headline: dfem's best method, warm (per optimisation step)
+    best_method = min(methods, key=lambda m: out[f"dfem_{m}_warm_s"])
+    out["dfem_best_method"] = best_method
+    out["dfem_best_warm_s"] = out[f"dfem_{best_method}_warm_s"]
+    out["fwd_bwd_ratio_vs_torchfem"] = out["dfem_best_warm_s"] / t_warm
+    best_cold = min(methods, key=lambda m: out[f"dfem_{m}_cold_s"])
+    out["dfem_best_cold_method"] = best_cold
+    out["fwd_bwd_cold_ratio_vs_torchfem"] = out[f"dfem_{best_cold}_cold_s"] / t_cold
+    out["objective"] = "sum(u**2) over all nodes"
+    out["dfem_amg_rtol"] = TORCHFEM_STOL
+    return out
+
+
+# ---------------------------------------------------------------------- report
+def print_size(n: int, r: dict) -> None:
+    if "skipped" in r:
+        print(f"n={n}: skipped ({r['skipped']})")
+        return
+    print(f"\n=== n = {n}: {r['n_cells']:,} cells, {r['n_dofs']:,} dofs ===")
+    print(f"{'assembly':<28}{'dfem':>10}{'skfem':>10}{'ratio':>8}")
+    for kind in ("cold", "warm"):
+        ratio = r["assembly_ratio_vs_skfem" if kind == "cold" else "assembly_warm_ratio_vs_skfem"]
+        print(f"  {kind:<26}{r[f'dfem_{kind}_s']:>9.3f}s{r[f'skfem_{kind}_s']:>9.3f}s{ratio:>8.2f}")
+    print(f"  matrix rel. max diff: {r['matrix_rel_max_diff']:.2e}")
+    print(f"{'forward + backward':<28}{'direct':>10}{'amg':>10}{'torch-fem':>11}{'ratio':>8}")
+    for kind in ("cold", "warm"):
+        key = "fwd_bwd_ratio_vs_torchfem" if kind == "warm" else "fwd_bwd_cold_ratio_vs_torchfem"
+        ratio = r[key]
+        print(
+            f"  {kind:<26}{r[f'dfem_direct_{kind}_s']:>9.3f}s{r[f'dfem_amg_{kind}_s']:>9.3f}s"
+            f"{r[f'torchfem_{kind}_s']:>10.3f}s{ratio:>8.2f}"
+        )
+    print(f"  dfem best (warm): {r['dfem_best_method']}; torch-fem solver: {r['torchfem_solver']}")
+    print(
+        f"  u rel. diff direct/amg: {r['u_rel_max_diff_direct']:.1e}/{r['u_rel_max_diff_amg']:.1e}"
+        f"  grad: {r['grad_rel_max_diff_direct']:.1e}/{r['grad_rel_max_diff_amg']:.1e}"
+        f"  load: {r['load_rel_max_diff']:.1e}"
+    )
+
+
+def print_summary(results: dict) -> None:
+    print(f"\n{'n':>6}{'asm cold':>10}{'asm warm':>10}{'fwd+bwd':>10}{'fwd+bwd cold':>14}  best")
+    for n, r in results["sizes"].items():
+        if "skipped" in r:
+            print(f"{n:>6}  skipped: {r['skipped']}")
+            continue
+        print(
+            f"{n:>6}{r['assembly_ratio_vs_skfem']:>10.2f}{r['assembly_warm_ratio_vs_skfem']:>10.2f}"
+            f"{r['fwd_bwd_ratio_vs_torchfem']:>10.2f}{r['fwd_bwd_cold_ratio_vs_torchfem']:>14.2f}"
+            f"  {r['dfem_best_method']}"
+        )
+    print("(ratios: dfem time / reference time; targets <= 0.5)")
+
+
+def write_json(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, indent=2, sort_keys=False)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def warm_up() -> None:
+    """Import and first-call costs (lazy imports, kernels) kept out of every timing."""
+    bench_assembly(8, 1)
+    bench_fwd_bwd(8, 1)
+
+
+def run(sizes, repeats: int, out: Path, verbose: bool = True) -> dict:
+    results: dict = {
+        "machine": machine_info(),
+        "settings": {
+            "repeats": repeats,
+            "timing": "best of repeats, wall clock (time.perf_counter)",
+            "memory_limit_gb": MEMORY_LIMIT_BYTES / 2**30,
+            "agreement_tol": AGREEMENT_TOL,
+            "assembly_tol": ASSEMBLY_TOL,
+        },
+        "sizes": {},
+    }
+    warm_up()
+    total = _total_memory_bytes()
+    for n in sizes:
+        need = estimate_bytes(n)
+        limit = MEMORY_LIMIT_BYTES if total is None else min(MEMORY_LIMIT_BYTES, int(0.8 * total))
+        if need > limit:
+            entry = {
+                "skipped": f"estimated peak memory {need / 2**30:.1f} GB exceeds "
+                f"{limit / 2**30:.1f} GB"
+            }
+        else:
+            load_before = _load_average()
+            t0 = time.perf_counter()
+            try:
+                entry = bench_assembly(n, repeats)
+                entry.update(bench_fwd_bwd(n, repeats))
+            except MemoryError as exc:
+                entry = {"skipped": f"MemoryError: {exc}"}
+            gc.collect()
+            # other processes on the machine skew timings: keep the 1-minute load
+            entry["load_average_before_after"] = [load_before, _load_average()]
+            entry["benchmark_wall_s"] = time.perf_counter() - t0
+            entry["peak_rss_gb_so_far"] = _peak_rss_gb()
+        results["sizes"][str(n)] = entry
+        if verbose:
+            print_size(n, entry)
+        write_json(out, results)
+    if verbose:
+        print_summary(results)
+    return results
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--json", required=True, type=Path, help="output JSON file")
+    parser.add_argument(
+        "--sizes",
+        type=int,
+        nargs="+",
+        default=None,
+        help=f"cells per side (default {' '.join(map(str, DEFAULT_SIZES))})",
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="best of R (default 3)")
+    parser.add_argument(
+        "--quick", action="store_true", help=f"smoke test on {' '.join(map(str, QUICK_SIZES))}"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="threads for torch, OpenMP and BLAS (default: the libraries' own)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no table on stdout")
+    args = parser.parse_args(argv)
+    if args.threads:
+        wanted = str(args.threads)
+        if argv is None and any(os.environ.get(v) != wanted for v in THREAD_VARS):
+            # OpenBLAS and OpenMP read their thread counts when loaded: start again
+            env = dict(os.environ, **dict.fromkeys(THREAD_VARS, wanted))
+            os.execve(sys.executable, [sys.executable, *sys.argv], env)
+        torch.set_num_threads(args.threads)
+    sizes = args.sizes or (QUICK_SIZES if args.quick else DEFAULT_SIZES)
+    run(sizes, max(1, args.repeats), args.json, verbose=not args.quiet)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,30 @@
+"""Assembly: coefficients at quadrature points, the Galerkin energy, residual and matrix."""
+
+from dfem.assembly.coefficients import AtQuadrature, Nodal, PerCell
+from dfem.assembly.forms import (
+    assemble,
+    assemble_matrix,
+    assemble_vector,
+    element_loads,
+    element_matrices,
+    energy,
+    matvec,
+    residual,
+)
+from dfem.assembly.sparsity import RestrictedPattern, SparsityPattern
+
+__all__ = [
+    "AtQuadrature",
+    "Nodal",
+    "PerCell",
+    "RestrictedPattern",
+    "SparsityPattern",
+    "assemble",
+    "assemble_matrix",
+    "assemble_vector",
+    "element_loads",
+    "element_matrices",
+    "energy",
+    "matvec",
+    "residual",
+]

@@ -1,0 +1,136 @@
+"""Coefficients (nu, c, f, g, ...) evaluated at quadrature points.
+
+A coefficient may be given as
+
+- a number or a 0-d tensor (constant);
+- a callable ``fn(x)`` of the physical points ``x`` (shape ``(..., 2)``) that returns
+  values of shape ``x.shape[:-1]`` (or a scalar); write it with torch functions so
+  that it stays differentiable;
+- a tensor of nodal (dof) values, shape ``(..., n_dofs)``, interpolated with the basis;
+- a tensor of per-cell (per-facet) values, shape ``(..., n_cells)``;
+- a tensor of values at the quadrature points, shape ``(..., n_cells, n_q)``;
+- one of the wrappers :class:`Nodal`, :class:`PerCell`, :class:`AtQuadrature`, which
+  say which of the last three is meant when the shapes alone cannot.
+
+A leading batch shape ``...`` is carried through.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from dfem.errors import DfemError
+
+
+@dataclass
+class Nodal:
+    """Dof values of a field in the space, shape ``(..., n_dofs)``."""
+
+    values: torch.Tensor
+
+
+@dataclass
+class PerCell:
+    """One value per cell (or per facet on a boundary), shape ``(..., n)``."""
+
+    values: torch.Tensor
+
+
+@dataclass
+class AtQuadrature:
+    """Values at the quadrature points, shape ``(..., n, n_q)``."""
+
+    values: torch.Tensor
+
+
+def _as_tensor(value, like: torch.Tensor) -> torch.Tensor:
+    if torch.is_tensor(value):
+        return value.to(device=like.device, dtype=like.dtype)
+    return torch.as_tensor(value, dtype=like.dtype, device=like.device)
+
+
+def evaluate(
+    value,
+    *,
+    name: str,
+    points: torch.Tensor,
+    dofs: torch.Tensor,
+    basis_values: torch.Tensor,
+    n_dofs: int,
+) -> torch.Tensor | None:
+    """A coefficient at the quadrature points, broadcastable to ``(..., n, n_q)``.
+
+    Parameters
+    ----------
+    value
+        The coefficient in any of the forms of the module docstring, or None.
+    name : str
+        Its name, for error messages.
+    points : (n, n_q, 2) tensor
+        Physical quadrature points of the cells (or facets).
+    dofs : (n, n_basis) int64 tensor
+        Dofs of each cell (facet), for interpolating nodal values.
+    basis_values : (n_q, n_basis) tensor
+        Basis (trace) values at the reference quadrature points.
+    n_dofs : int
+        Number of dofs of the space.
+    """
+    if value is None:
+        return None
+    n, n_q = points.shape[0], points.shape[1]
+    if isinstance(value, Nodal):
+        v = _as_tensor(value.values, points)
+        _expect(v.shape[-1:] == (n_dofs,), name, v, f"(..., {n_dofs}) nodal values")
+        return v[..., dofs] @ basis_values.T
+    if isinstance(value, PerCell):
+        v = _as_tensor(value.values, points)
+        _expect(v.shape[-1:] == (n,), name, v, f"(..., {n}) values, one per cell/facet")
+        return v[..., None]
+    if isinstance(value, AtQuadrature):
+        v = _as_tensor(value.values, points)
+        _expect(v.shape[-2:] == (n, n_q), name, v, f"(..., {n}, {n_q}) quadrature values")
+        return v
+    if callable(value) and not torch.is_tensor(value):
+        result = value(points)
+        return _as_tensor(result, points)
+    v = _as_tensor(value, points)
+    if v.ndim == 0:
+        return v
+    if v.ndim >= 2 and v.shape[-2:] == (n, n_q):
+        return v
+    matches_dofs, matches_cells = v.shape[-1] == n_dofs, v.shape[-1] == n
+    if matches_dofs and matches_cells:
+        raise DfemError(
+            f"{name} has {v.shape[-1]} entries, which is both the number of dofs and of "
+            f"cells; wrap it as dfem.Nodal({name}) or dfem.PerCell({name}) to say which."
+        )
+    if matches_dofs:
+        return v[..., dofs] @ basis_values.T
+    if matches_cells:
+        return v[..., None]
+    raise DfemError(
+        f"{name} has shape {tuple(v.shape)}; expected a number, a callable of x, "
+        f"(..., {n_dofs}) nodal values, (..., {n}) per-cell values or "
+        f"(..., {n}, {n_q}) quadrature-point values."
+    )
+
+
+def _expect(ok: bool, name: str, v: torch.Tensor, what: str) -> None:
+    if not ok:
+        raise DfemError(f"{name} has shape {tuple(v.shape)}; expected {what}.")
+
+
+def require_positive(values: torch.Tensor | None, name: str) -> None:
+    """Raise :class:`DfemError` if any value is not strictly positive (or not finite)."""
+    if values is None:
+        return
+    v = values.detach()
+    bad = ~(v > 0)
+    if bool(bad.any()):
+        raise DfemError(
+            f"{name} must be positive at every quadrature point; found {int(bad.sum())} "
+            f"value(s) <= 0 or NaN (minimum {float(v.nan_to_num(float('-inf')).min()):.3g}). "
+            f"Check the {name} field (a log-normal field needs exp(...))."
+        )

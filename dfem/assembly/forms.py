@@ -1,0 +1,211 @@
+"""The Galerkin energy of the reaction-diffusion problem, its gradient and its matrix.
+
+For ``-div(nu grad u) + c u = f`` in the domain, ``nu du/dn = g`` on Neumann
+edges and ``nu du/dn + alpha u = g_R`` on Robin edges, the energy is
+
+.. math::
+    J(u) = \\frac12 \\int \\nu |\\nabla u|^2 + \\frac12 \\int c\\, u^2 - \\int f u
+           - \\int_{\\Gamma_N} g\\, u + \\int_{\\Gamma_R} \\big(\\tfrac12 \\alpha u^2 - g_R u\\big),
+
+its gradient (the residual) is ``R(u) = K u - F`` and its Hessian is the
+stiffness matrix ``K``:
+
+.. math::
+    K_{ab} = \\int \\nu \\nabla\\varphi_a\\cdot\\nabla\\varphi_b + \\int c\\,\\varphi_a\\varphi_b
+             + \\int_{\\Gamma_R} \\alpha\\, \\varphi_a \\varphi_b, \\qquad
+    F_a = \\int f \\varphi_a + \\int_{\\Gamma_N} g \\varphi_a + \\int_{\\Gamma_R} g_R \\varphi_a.
+
+Every function is one batched tensor program over all cells and quadrature
+points, differentiable with respect to ``u``, the coefficients and the node
+coordinates. Coefficients take any form of :mod:`dfem.assembly.coefficients`.
+Boundary data are dicts ``{tag: g}`` (Neumann) and ``{tag: (alpha, g_R)}`` (Robin).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from dfem.assembly.coefficients import evaluate, require_positive
+from dfem.errors import DfemError
+
+if TYPE_CHECKING:
+    from dfem.basis.space import FacetGeometry, FunctionSpace
+
+
+def cell_coefficient(space: FunctionSpace, value, name: str, geometry=None):
+    """``value`` at the cell quadrature points of ``space`` (see :func:`coefficients.evaluate`)."""
+    g = space.geometry() if geometry is None else geometry
+    return evaluate(
+        value,
+        name=name,
+        points=g.points,
+        dofs=space.cell_dofs,
+        basis_values=g.values,
+        n_dofs=space.n_dofs,
+    )
+
+
+def facet_coefficient(space: FunctionSpace, value, name: str, facets: FacetGeometry):
+    """``value`` at the quadrature points of boundary edges."""
+    return evaluate(
+        value,
+        name=name,
+        points=facets.points,
+        dofs=facets.dofs,
+        basis_values=facets.values,
+        n_dofs=space.n_dofs,
+    )
+
+
+def diffusivity(space: FunctionSpace, nu, geometry=None) -> torch.Tensor:
+    """nu at the quadrature points, checked to be positive."""
+    nu_q = cell_coefficient(space, nu, "nu", geometry)
+    require_positive(nu_q, "nu")
+    return nu_q
+
+
+def _robin_items(robin):
+    for tag, pair in (robin or {}).items():
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise DfemError(
+                f"Robin condition on {tag!r} must be a pair (alpha, g_R) for "
+                f"nu du/dn + alpha u = g_R, got {pair!r}."
+            )
+        yield tag, pair[0], pair[1]
+
+
+# ---------------------------------------------------------------------- energy
+def energy(
+    space: FunctionSpace,
+    u: torch.Tensor,
+    nu=1.0,
+    c=None,
+    f=None,
+    neumann: dict | None = None,
+    robin: dict | None = None,
+) -> torch.Tensor:
+    """The energy ``J(u)`` of the module docstring, shape ``u.shape[:-1]`` (batched)."""
+    g = space.geometry()
+    uq, grad_u = space.at_quadrature(u, g)
+    density = 0.5 * diffusivity(space, nu, g) * (grad_u * grad_u).sum(-1)
+    if c is not None:
+        density = density + 0.5 * cell_coefficient(space, c, "c", g) * uq * uq
+    if f is not None:
+        density = density - cell_coefficient(space, f, "f", g) * uq
+    total = (density * g.weights).sum((-2, -1))
+    for tag, value in (neumann or {}).items():
+        fg = space.facet_geometry(tag)
+        u_f = u[..., fg.dofs] @ fg.values.T
+        gq = facet_coefficient(space, value, f"Neumann g on {tag!r}", fg)
+        total = total - (gq * u_f * fg.weights).sum((-2, -1))
+    for tag, alpha, g_r in _robin_items(robin):
+        fg = space.facet_geometry(tag)
+        u_f = u[..., fg.dofs] @ fg.values.T
+        aq = facet_coefficient(space, alpha, f"Robin alpha on {tag!r}", fg)
+        rq = facet_coefficient(space, g_r, f"Robin g on {tag!r}", fg)
+        total = total + ((0.5 * aq * u_f - rq) * u_f * fg.weights).sum((-2, -1))
+    return total
+
+
+def residual(space: FunctionSpace, u: torch.Tensor, nu=1.0, c=None, f=None, neumann=None,
+             robin=None) -> torch.Tensor:
+    """``R(u) = dJ/du = K u - F`` (..., n_dofs), differentiable in u, the coefficients and nodes."""
+    values = assemble_matrix(space, nu, c, robin)
+    F = assemble_vector(space, f, neumann, robin)
+    return matvec(space.pattern, values, u) - F
+
+
+def matvec(pattern, values: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """``A u`` for a matrix given by its CSR ``values`` in ``pattern``; batched over u and values."""
+    products = values * u[..., pattern.indices]
+    out = torch.zeros(pattern.n, dtype=products.dtype, device=products.device)
+    return _add_at(out, pattern.rows, products)
+
+
+# ---------------------------------------------------------------------- operator
+def element_matrices(space: FunctionSpace, nu=1.0, c=None) -> torch.Tensor:
+    """Cell matrices ``K_e`` (..., n_cells, n_basis, n_basis) of the diffusion and reaction terms."""
+    g = space.geometry()
+    w = diffusivity(space, nu, g) * g.weights  # (..., E, Q)
+    # K_e = sum_q w_q G_q G_q^T, as one batched matmul over (q, component)
+    scaled = g.grads * w[..., None, None]
+    n_cells, n_q, n_basis, _ = g.grads.shape
+    left = scaled.transpose(-3, -2).reshape(*scaled.shape[:-4], n_cells, n_basis, 2 * n_q)
+    right = g.grads.transpose(-3, -2).reshape(n_cells, n_basis, 2 * n_q)
+    K = left @ right.transpose(-1, -2)
+    if c is not None:
+        cw = cell_coefficient(space, c, "c", g) * g.weights
+        K = K + torch.einsum("...eq,qa,qb->...eab", cw, g.values, g.values)
+    return K
+
+
+def element_loads(space: FunctionSpace, f) -> torch.Tensor:
+    """Cell load vectors ``F_e`` (..., n_cells, n_basis) of ``int f phi_a``."""
+    g = space.geometry()
+    fq = cell_coefficient(space, f, "f", g)
+    return (fq * g.weights) @ g.values
+
+
+def _add_at(target: torch.Tensor, index: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """``target[..., index] += values`` for a flat index, out of place and batched."""
+    # numpy's broadcast_shapes: torch's imports sympy on first use (~1 s)
+    batch = np.broadcast_shapes(tuple(target.shape[:-1]), tuple(values.shape[: values.ndim - index.ndim]))
+    target = target.expand(*batch, target.shape[-1])
+    values = values.expand(*batch, *index.shape).reshape(*batch, -1)
+    return target.index_add(-1, index.reshape(-1), values)
+
+
+def assemble_matrix(space: FunctionSpace, nu=1.0, c=None, robin: dict | None = None) -> torch.Tensor:
+    """CSR values (..., nnz) of ``K`` in ``space.pattern``."""
+    pattern = space.pattern
+    Ke = element_matrices(space, nu, c)
+    values = torch.zeros(pattern.nnz, dtype=Ke.dtype, device=Ke.device)
+    values = _add_at(values, pattern.scatter, Ke.reshape(*Ke.shape[:-3], -1))
+    for tag, alpha, _ in _robin_items(robin):
+        fg = space.facet_geometry(tag)
+        aw = facet_coefficient(space, alpha, f"Robin alpha on {tag!r}", fg) * fg.weights
+        Kf = torch.einsum("...fq,qa,qb->...fab", aw, fg.values, fg.values)
+        n_f = fg.dofs.shape[1]
+        rows = fg.dofs[:, :, None].expand(-1, -1, n_f)
+        cols = fg.dofs[:, None, :].expand(-1, n_f, -1)
+        values = _add_at(values, pattern.positions(rows, cols), Kf)
+    return values
+
+
+def assemble_vector(
+    space: FunctionSpace, f=None, neumann: dict | None = None, robin: dict | None = None
+) -> torch.Tensor:
+    """The load vector ``F`` (..., n_dofs)."""
+    F = torch.zeros(space.n_dofs, dtype=space.dtype, device=space.device)
+    if f is not None:
+        F = _add_at(F, space.cell_dofs, element_loads(space, f))
+    boundary = [(tag, g, "Neumann g") for tag, g in (neumann or {}).items()]
+    boundary += [(tag, g_r, "Robin g") for tag, _, g_r in _robin_items(robin)]
+    for tag, value, label in boundary:
+        fg = space.facet_geometry(tag)
+        gq = facet_coefficient(space, value, f"{label} on {tag!r}", fg)
+        F = _add_at(F, fg.dofs, (gq * fg.weights) @ fg.values)
+    return F
+
+
+def assemble(space: FunctionSpace, nu=1.0, c=None, f=None, neumann=None, robin=None, format="torch"):
+    """The stiffness matrix and load vector ``(K, F)``.
+
+    Parameters
+    ----------
+    format : {"torch", "scipy", "values"}
+        ``K`` as a torch sparse COO tensor (autograd reaches nu, c and the nodes),
+        a scipy CSR matrix (detached), or the raw CSR values in ``space.pattern``.
+    """
+    values = assemble_matrix(space, nu, c, robin)
+    F = assemble_vector(space, f, neumann, robin)
+    if format == "values":
+        return values, F
+    if format == "scipy":
+        return space.pattern.to_scipy(values), F.detach().cpu().numpy()
+    if format == "torch":
+        return space.pattern.to_torch(values), F
+    raise DfemError(f"format must be 'torch', 'scipy' or 'values', got {format!r}.")

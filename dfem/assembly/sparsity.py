@@ -1,0 +1,142 @@
+"""Sparsity patterns: where each element-matrix entry lands in a CSR matrix.
+
+The pattern of a space is built once; assembling a matrix is then one
+``index_add`` of all element entries into the CSR value array, which autograd
+differentiates as a gather.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from dfem.errors import DfemError
+
+
+@dataclass
+class SparsityPattern:
+    """A CSR pattern with the positions of the entries that assemble into it.
+
+    Attributes
+    ----------
+    n : int
+        Matrix size (square).
+    indptr, indices : int64 tensors
+        CSR structure (columns sorted within each row).
+    scatter : int64 tensor or None
+        For each element entry ``(e, a, b)`` flattened, its position in the CSR values
+        (None for a pattern that was not built from cells).
+    """
+
+    n: int
+    indptr: torch.Tensor
+    indices: torch.Tensor
+    scatter: torch.Tensor | None = None
+
+    @classmethod
+    def from_cell_dofs(cls, cell_dofs: torch.Tensor, n: int) -> SparsityPattern:
+        """The pattern of ``sum_e P_e^T K_e P_e`` for cells with dofs ``cell_dofs`` (E, nb)."""
+        rows = cell_dofs[:, :, None].expand(-1, -1, cell_dofs.shape[1])
+        cols = cell_dofs[:, None, :].expand(-1, cell_dofs.shape[1], -1)
+        keys = (rows * n + cols).reshape(-1)
+        unique, scatter = torch.unique(keys, sorted=True, return_inverse=True)
+        row_of = unique // n
+        indptr = torch.zeros(n + 1, dtype=torch.int64, device=cell_dofs.device)
+        indptr[1:] = torch.cumsum(torch.bincount(row_of, minlength=n), 0)
+        return cls(n=n, indptr=indptr, indices=unique % n, scatter=scatter)
+
+    @property
+    def nnz(self) -> int:
+        return self.indices.numel()
+
+    @cached_property
+    def rows(self) -> torch.Tensor:
+        """Row of each stored entry."""
+        return torch.repeat_interleave(
+            torch.arange(self.n, device=self.indptr.device), torch.diff(self.indptr)
+        )
+
+    @cached_property
+    def _keys(self) -> torch.Tensor:
+        return self.rows * self.n + self.indices
+
+    def positions(self, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        """Positions in the CSR values of the entries ``(rows, cols)`` (which must be stored)."""
+        wanted = (rows * self.n + cols).reshape(-1)
+        pos = torch.searchsorted(self._keys, wanted).clamp_max(self.nnz - 1)
+        if not bool((self._keys[pos] == wanted).all()):
+            raise DfemError("an entry lies outside the sparsity pattern of the space.")
+        return pos.reshape(rows.shape)
+
+    def assemble(self, element_values: torch.Tensor) -> torch.Tensor:
+        """CSR values of ``sum_e P_e^T K_e P_e`` from element matrices (E, nb, nb)."""
+        flat = element_values.reshape(-1)
+        out = torch.zeros(self.nnz, dtype=flat.dtype, device=flat.device)
+        return out.index_add(0, self.scatter, flat)
+
+    def to_scipy(self, values: torch.Tensor) -> sp.csr_matrix:
+        """A scipy CSR matrix with these values (detached, on the CPU)."""
+        return sp.csr_matrix(
+            (
+                values.detach().cpu().numpy(),
+                self.indices.cpu().numpy(),
+                self.indptr.cpu().numpy(),
+            ),
+            shape=(self.n, self.n),
+        )
+
+    def to_torch(self, values: torch.Tensor) -> torch.Tensor:
+        """A torch sparse COO matrix with these values; autograd reaches ``values``."""
+        index = torch.stack([self.rows, self.indices])
+        return torch.sparse_coo_tensor(index, values, (self.n, self.n), is_coalesced=True)
+
+    def restrict(self, free: torch.Tensor) -> RestrictedPattern:
+        """The pattern of the submatrix on the dofs ``free`` (boolean mask), and its coupling
+        to the other (fixed) dofs, for eliminating Dirichlet conditions."""
+        return RestrictedPattern.build(self, free)
+
+
+@dataclass
+class RestrictedPattern:
+    """Split of a pattern into the free-free block and the free-fixed coupling.
+
+    ``A_ff`` has CSR structure ``pattern`` and values ``values[ff]``;
+    ``(A_fd u_d)[fd_rows] += values[fd] * u[fd_cols]`` (``fd_cols`` global dofs).
+    """
+
+    free_dofs: torch.Tensor
+    fixed_dofs: torch.Tensor
+    pattern: SparsityPattern
+    ff: torch.Tensor
+    fd: torch.Tensor
+    fd_rows: torch.Tensor
+    fd_cols: torch.Tensor
+
+    @classmethod
+    def build(cls, pattern: SparsityPattern, free: torch.Tensor) -> RestrictedPattern:
+        free = free.to(device=pattern.indptr.device)
+        new_number = torch.cumsum(free.to(torch.int64), 0) - 1
+        rows, cols = pattern.rows, pattern.indices
+        row_free, col_free = free[rows], free[cols]
+        ff = torch.nonzero(row_free & col_free).ravel()
+        fd = torch.nonzero(row_free & ~col_free).ravel()
+        n_free = int(free.sum())
+        indptr = torch.zeros(n_free + 1, dtype=torch.int64, device=free.device)
+        indptr[1:] = torch.cumsum(torch.bincount(new_number[rows[ff]], minlength=n_free), 0)
+        return cls(
+            free_dofs=torch.nonzero(free).ravel(),
+            fixed_dofs=torch.nonzero(~free).ravel(),
+            pattern=SparsityPattern(n=n_free, indptr=indptr, indices=new_number[cols[ff]]),
+            ff=ff,
+            fd=fd,
+            fd_rows=new_number[rows[fd]],
+            fd_cols=cols[fd],
+        )
+
+    @property
+    def n(self) -> int:
+        return self.pattern.n

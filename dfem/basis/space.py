@@ -1,0 +1,228 @@
+"""A Lagrange function space on a mesh: dof map, quadrature tables and mapped geometry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import torch
+
+from dfem.assembly.sparsity import SparsityPattern
+from dfem.basis.dofmap import DofMap, build_dofmap
+from dfem.basis.lagrange import LagrangeElement, element, geometry_element
+from dfem.basis.mapping import CellGeometry, map_cells
+from dfem.mesh.mesh import Mesh
+from dfem.quadrature.rules import cell_rule, line_rule
+
+
+@dataclass
+class FacetGeometry:
+    """Quadrature data on a set of boundary edges.
+
+    Attributes
+    ----------
+    dofs : (n_facets, p + 1) int64 tensor
+        Dofs on each edge, in the order of ``values``.
+    points : (n_facets, n_q, 2) tensor
+        Physical quadrature points.
+    weights : (n_facets, n_q) tensor
+        Quadrature weight times edge length.
+    values : (n_q, p + 1) tensor
+        Trace basis at the quadrature points.
+    normals : (n_facets, 2) tensor
+        Unit normals pointing out of the domain.
+    """
+
+    dofs: torch.Tensor
+    points: torch.Tensor
+    weights: torch.Tensor
+    values: torch.Tensor
+    normals: torch.Tensor
+
+
+class FunctionSpace:
+    """Continuous Lagrange functions of one element type on a mesh.
+
+    Parameters
+    ----------
+    mesh : Mesh
+    element : str or LagrangeElement
+        "P1", "P2", "P3" on triangles; "Q1", "Q2", "Q3" on quadrilaterals.
+    quadrature_degree : int, optional
+        Degree of the cell rule; default ``2 p``, exact for the mass and (on affine
+        cells) stiffness integrands of degree-p functions.
+
+    Notes
+    -----
+    The dof map and the sparsity pattern are built once. Mapped geometry is cached
+    while the node coordinates do not require grad; with ``mesh.nodes.requires_grad``
+    it is recomputed on each call so that gradients reach the nodes. Use
+    :meth:`with_nodes` to move the nodes while keeping the dof map.
+    """
+
+    def __init__(self, mesh: Mesh, element_name="Q1", quadrature_degree: int | None = None):
+        self.mesh = mesh
+        self.element: LagrangeElement = element(element_name)
+        self.dofmap: DofMap = build_dofmap(mesh, self.element)
+        self.quadrature_degree = (
+            2 * self.element.degree if quadrature_degree is None else int(quadrature_degree)
+        )
+        self._geometry_cache: dict = {}
+        self._shared: dict = {}  # state shared with moved copies (sparsity patterns, ...)
+
+    # ------------------------------------------------------------------ basics
+    @property
+    def n_dofs(self) -> int:
+        return self.dofmap.n_dofs
+
+    @property
+    def device(self) -> torch.device:
+        return self.mesh.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.mesh.dtype
+
+    def __repr__(self) -> str:
+        return f"FunctionSpace({self.element.name}, {self.mesh.n_cells} cells, {self.n_dofs} dofs)"
+
+    @cached_property
+    def cell_dofs(self) -> torch.Tensor:
+        """(n_cells, n_basis) int64 tensor on the mesh's device."""
+        return torch.as_tensor(self.dofmap.cell_dofs, device=self.device)
+
+    @property
+    def pattern(self) -> SparsityPattern:
+        """The CSR pattern of matrices on this space (built once, shared by moved copies)."""
+        if "pattern" not in self._shared:
+            self._shared["pattern"] = SparsityPattern.from_cell_dofs(self.cell_dofs, self.n_dofs)
+        return self._shared["pattern"]
+
+    def with_nodes(self, nodes: torch.Tensor) -> FunctionSpace:
+        """The same space on moved node coordinates (dof map and patterns shared)."""
+        moved = FunctionSpace.__new__(FunctionSpace)
+        moved.__dict__.update(self.__dict__)
+        moved.mesh = self.mesh.with_nodes(nodes)
+        moved._geometry_cache = {}
+        moved.__dict__.pop("cell_dofs", None)
+        return moved
+
+    def to(self, device=None, dtype=None) -> FunctionSpace:
+        """The same space on another device or dtype."""
+        return self.with_nodes(self.mesh.nodes.to(device=device, dtype=dtype))
+
+    def _table(self, array) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(array), dtype=self.dtype, device=self.device)
+
+    # ------------------------------------------------------------------ cells
+    def quadrature(self, degree: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Reference points and weights of the cell rule of the given degree."""
+        return cell_rule(self.element.cell_type, self.quadrature_degree if degree is None else degree)
+
+    def geometry(self, degree: int | None = None) -> CellGeometry:
+        """Mapped quadrature data (points, weights, basis gradients) on every cell."""
+        degree = self.quadrature_degree if degree is None else int(degree)
+        nodes = self.mesh.nodes
+        cacheable = not nodes.requires_grad
+        if cacheable and degree in self._geometry_cache:
+            return self._geometry_cache[degree]
+        xi, w = self.quadrature(degree)
+        geo = geometry_element(self.element.cell_type)
+        result = map_cells(
+            nodes,
+            self.mesh.cells,
+            self._table(geo.values(xi)),
+            self._table(geo.gradients(xi)),
+            self._table(self.element.values(xi)),
+            self._table(self.element.gradients(xi)),
+            self._table(w),
+            affine=self.element.cell_type == "tri",
+        )
+        if cacheable:
+            self._geometry_cache[degree] = result
+        return result
+
+    @property
+    def dof_coordinates(self) -> torch.Tensor:
+        """Physical coordinates of every dof, (n_dofs, 2); differentiable in the nodes."""
+        geo = geometry_element(self.element.cell_type)
+        N = self._table(geo.values(self.element.nodes))  # (n_basis, n_vertices)
+        local = torch.einsum("eai,ba->ebi", self.mesh.nodes[self.mesh.cells], N)
+        first = torch.as_tensor(self.dofmap.first_occurrence(), device=self.device)
+        return local.reshape(-1, 2)[first]
+
+    # ------------------------------------------------------------------ functions
+    def interpolate(self, fn) -> torch.Tensor:
+        """Nodal interpolant of ``fn(x)`` (x of shape (n, 2)): the dof vector ``fn(x_dof)``."""
+        values = fn(self.dof_coordinates)
+        return torch.as_tensor(values, dtype=self.dtype, device=self.device).expand(self.n_dofs)
+
+    def cell_values(self, u: torch.Tensor) -> torch.Tensor:
+        """Dof values gathered per cell: ``u[..., cell_dofs]`` of shape (..., n_cells, n_basis)."""
+        return u[..., self.cell_dofs]
+
+    def at_quadrature(self, u: torch.Tensor, geometry: CellGeometry | None = None):
+        """Values and gradients of ``u`` at the quadrature points.
+
+        Returns
+        -------
+        values : (..., n_cells, n_q) tensor
+        grads : (..., n_cells, n_q, 2) tensor
+        """
+        g = self.geometry() if geometry is None else geometry
+        ue = self.cell_values(u)
+        return ue @ g.values.T, torch.einsum("...ea,eqai->...eqi", ue, g.grads)
+
+    # ------------------------------------------------------------------ boundary
+    def boundary_facets(self, tags) -> np.ndarray:
+        """Global edge numbers of the edges carrying any of ``tags`` (a name or a list)."""
+        tags = [tags] if isinstance(tags, str) else list(tags)
+        ids = [self.mesh.boundary_edge_ids(t) for t in tags]
+        return np.unique(np.concatenate(ids)) if ids else np.zeros(0, dtype=np.int64)
+
+    def boundary_dofs(self, tags) -> torch.Tensor:
+        """Sorted dofs on the edges carrying any of ``tags``, as an int64 tensor."""
+        facets = self.boundary_facets(tags)
+        dofs = np.unique(self.dofmap.facet_dofs(self.mesh, facets).ravel())
+        return torch.as_tensor(dofs, device=self.device)
+
+    def facet_geometry(self, tags, degree: int | None = None) -> FacetGeometry:
+        """Quadrature data on the edges carrying ``tags`` (rule exact to ``2 p`` by default)."""
+        degree = self.quadrature_degree if degree is None else int(degree)
+        key = (tuple([tags] if isinstance(tags, str) else tags), degree)
+        cacheable = not self.mesh.nodes.requires_grad
+        if cacheable and key in self._geometry_cache:
+            return self._geometry_cache[key]
+        result = self._facet_geometry(key[0], degree)
+        if cacheable:
+            self._geometry_cache[key] = result
+        return result
+
+    def _facet_geometry(self, tags, degree: int) -> FacetGeometry:
+        facets = self.boundary_facets(tags)
+        s, w = line_rule(degree)
+        ends = torch.as_tensor(self.mesh.edge_table.edges[facets], device=self.device)
+        x0, x1 = self.mesh.nodes[ends[:, 0]], self.mesh.nodes[ends[:, 1]]
+        tangent = x1 - x0
+        length = torch.linalg.vector_norm(tangent, dim=1)
+        points = x0[:, None, :] + self._table(s)[None, :, :] * tangent[:, None, :]
+        normals = torch.stack([tangent[:, 1], -tangent[:, 0]], dim=1) / length[:, None]
+        normals = normals * self._outward_sign(facets, x0, normals)[:, None]
+        dofs = torch.as_tensor(self.dofmap.facet_dofs(self.mesh, facets), device=self.device)
+        return FacetGeometry(
+            dofs=dofs,
+            points=points,
+            weights=length[:, None] * self._table(w)[None, :],
+            values=self._table(self.element.trace_values(s)),
+            normals=normals,
+        )
+
+    def _outward_sign(self, facets, x0, normals) -> torch.Tensor:
+        # The owning cell's centroid lies on the inner side of a boundary edge.
+        table = self.mesh.edge_table
+        owner = np.zeros(len(table.edges), dtype=np.int64)
+        owner[table.cell_edges.ravel()] = np.repeat(np.arange(self.mesh.n_cells), table.cell_edges.shape[1])
+        centroid = self.mesh.nodes[self.mesh.cells[torch.as_tensor(owner[facets])]].mean(dim=1)
+        inward = ((centroid - x0) * normals).sum(dim=1)
+        return torch.where(inward > 0, -1.0, 1.0).to(normals.dtype).detach()

@@ -1,0 +1,95 @@
+"""Structured meshes of rectangles."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from dfem.errors import MeshError
+from dfem.mesh.mesh import Mesh
+
+
+def rectangle(
+    nx: int,
+    ny: int | None = None,
+    cell: str = "quad",
+    x: tuple[float, float] = (0.0, 1.0),
+    y: tuple[float, float] = (0.0, 1.0),
+    dtype: torch.dtype = torch.float64,
+    device=None,
+    diagonal: str = "right",
+) -> Mesh:
+    """A structured mesh of the rectangle ``[x0, x1] x [y0, y1]``.
+
+    Node ``(i, j)`` (``0 <= i <= nx``, ``0 <= j <= ny``) has number ``j * (nx + 1) + i``
+    and sits at ``(x0 + i hx, y0 + j hy)``.
+
+    Parameters
+    ----------
+    nx, ny : int
+        Cells along x and y (``ny`` defaults to ``nx``).
+    cell : {"quad", "tri"}
+        Quadrilaterals, or triangles made by cutting each quad along a diagonal.
+    x, y : (float, float)
+        The interval along each axis.
+    diagonal : {"right", "left", "alternate"}
+        For triangles: cut from lower-left to upper-right ("right"), from
+        lower-right to upper-left ("left"), or alternate in a checkerboard.
+
+    Returns
+    -------
+    Mesh
+        With boundary tags ``"left"`` (x = x0), ``"right"`` (x = x1),
+        ``"bottom"`` (y = y0) and ``"top"`` (y = y1).
+    """
+    ny = nx if ny is None else ny
+    for name, n in (("nx", nx), ("ny", ny)):
+        if int(n) != n or n < 1:
+            raise MeshError(f"{name} must be a positive integer, got {n!r}.")
+    nx, ny = int(nx), int(ny)
+    if not (x[1] > x[0] and y[1] > y[0]):
+        raise MeshError(f"the rectangle needs x0 < x1 and y0 < y1, got x={x}, y={y}.")
+    if cell not in ("quad", "tri"):
+        raise MeshError(f"cell must be 'quad' or 'tri', got {cell!r}.")
+
+    xs = np.linspace(x[0], x[1], nx + 1)
+    ys = np.linspace(y[0], y[1], ny + 1)
+    X, Y = np.meshgrid(xs, ys)  # (ny+1, nx+1): row j, column i
+    nodes = np.stack([X.ravel(), Y.ravel()], axis=1)
+
+    number = np.arange((nx + 1) * (ny + 1)).reshape(ny + 1, nx + 1)
+    v0 = number[:-1, :-1].ravel()  # lower-left corner of each square
+    v1 = number[:-1, 1:].ravel()
+    v2 = number[1:, 1:].ravel()
+    v3 = number[1:, :-1].ravel()
+    if cell == "quad":
+        cells = np.stack([v0, v1, v2, v3], axis=1)
+    else:
+        right = np.stack([np.stack([v0, v1, v2], 1), np.stack([v0, v2, v3], 1)], axis=1)
+        left = np.stack([np.stack([v0, v1, v3], 1), np.stack([v1, v2, v3], 1)], axis=1)
+        if diagonal == "right":
+            use_left = np.zeros(nx * ny, dtype=bool)
+        elif diagonal == "left":
+            use_left = np.ones(nx * ny, dtype=bool)
+        elif diagonal == "alternate":
+            i, j = np.meshgrid(np.arange(nx), np.arange(ny))
+            use_left = ((i + j) % 2 == 1).ravel()
+        else:
+            raise MeshError(f"diagonal must be 'right', 'left' or 'alternate', got {diagonal!r}.")
+        cells = np.where(use_left[:, None, None], left, right).reshape(-1, 3)
+
+    def side(vertices):
+        return np.stack([vertices[:-1], vertices[1:]], axis=1)
+
+    boundaries = {
+        "bottom": side(number[0, :]),
+        "right": side(number[:, -1]),
+        "top": side(number[-1, ::-1]),
+        "left": side(number[::-1, 0]),
+    }
+    return Mesh(torch.as_tensor(nodes, dtype=dtype, device=device), cells, boundaries)
+
+
+def unit_square(n: int, cell: str = "quad", **kwargs) -> Mesh:
+    """``rectangle(n, n, cell)`` on ``[0, 1]^2``."""
+    return rectangle(n, n, cell, **kwargs)

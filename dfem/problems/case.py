@@ -1,0 +1,193 @@
+"""Case files: a PDE problem in TOML, turned into a mesh, a space and a problem, then solved.
+
+A minimal case::
+
+    name = "table5-q2"
+
+    [mesh]
+    nx = 64            # a rectangle of nx x ny cells (or: file = "domain.msh")
+    cell = "quad"      # "quad" or "tri"
+
+    [element]
+    name = "Q2"        # P1-P3 on triangles, Q1-Q3 on quads
+
+    [problem]
+    nu = 1.0
+    f = "2*pi**2*sin(pi*x)*sin(pi*y)"
+
+    [boundary.boundary]  # a tag ("boundary" = the whole boundary; rectangles have left/right/bottom/top)
+    dirichlet = 0.0      # or: neumann = g, or: robin = [alpha, g]
+
+    [exact]
+    u = "sin(pi*x)*sin(pi*y)"
+
+    [solver]
+    method = "direct"    # direct, cg, amg
+
+Values are numbers or expressions in x, y (see :mod:`dfem.problems.expressions`).
+The full schema is documented in ``docs/cases.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dfem.basis.space import FunctionSpace
+from dfem.errors import DfemError
+from dfem.mesh.structured import rectangle
+from dfem.problems.expressions import coefficient
+from dfem.problems.poisson import Poisson
+from dfem.validation.errors import errors
+
+_KNOWN = {
+    "": {"name", "mesh", "element", "problem", "boundary", "exact", "solver"},
+    "mesh": {"nx", "ny", "cell", "x", "y", "file", "diagonal"},
+    "element": {"name"},
+    "problem": {"nu", "c", "f"},
+    "exact": {"u"},
+    "solver": {"method", "rtol", "maxiter"},
+}
+
+
+@dataclass
+class Case:
+    """A parsed case: the raw table and where it came from."""
+
+    data: dict
+    path: Path | None = None
+    name: str = "case"
+    overrides: list = field(default_factory=list)
+
+    @classmethod
+    def load(cls, path) -> Case:
+        path = Path(path)
+        if not path.is_file():
+            raise DfemError(f"case file {str(path)!r} does not exist.")
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except tomllib.TOMLDecodeError as exc:
+            raise DfemError(f"case file {str(path)!r} is not valid TOML: {exc}.") from exc
+        return cls.from_dict(data, path)
+
+    @classmethod
+    def from_dict(cls, data: dict, path=None) -> Case:
+        for section, keys in _KNOWN.items():
+            table = data if section == "" else data.get(section, {})
+            if not isinstance(table, dict):
+                raise DfemError(f"[{section}] must be a table in the case file.")
+            unknown = set(table) - keys
+            if unknown:
+                where = f"[{section}]" if section else "the top level"
+                raise DfemError(
+                    f"unknown key(s) {', '.join(sorted(unknown))} in {where} of the case file; "
+                    f"known keys: {', '.join(sorted(keys))}."
+                )
+        return cls(data=data, path=Path(path) if path else None,
+                   name=str(data.get("name", Path(path).stem if path else "case")))
+
+    # ------------------------------------------------------------------ build
+    def mesh(self):
+        spec = self.data.get("mesh", {})
+        if "file" in spec:
+            from dfem.mesh import read_mesh
+
+            file = Path(spec["file"])
+            if not file.is_absolute() and self.path is not None:
+                file = self.path.parent / file
+            return read_mesh(file)
+        nx = spec.get("nx", 16)
+        return rectangle(nx, spec.get("ny", nx), spec.get("cell", "quad"),
+                         x=tuple(spec.get("x", (0.0, 1.0))), y=tuple(spec.get("y", (0.0, 1.0))),
+                         diagonal=spec.get("diagonal", "right"))
+
+    def problem(self, mesh=None) -> Poisson:
+        mesh = self.mesh() if mesh is None else mesh
+        default = "Q1" if mesh.cell_type == "quad" else "P1"
+        space = FunctionSpace(mesh, self.data.get("element", {}).get("name", default))
+        spec = self.data.get("problem", {})
+        kwargs = {k: coefficient(spec[k], k) for k in ("nu", "c", "f") if k in spec}
+        dirichlet, neumann, robin = {}, {}, {}
+        for tag, conditions in self.data.get("boundary", {}).items():
+            if not isinstance(conditions, dict) or len(conditions) != 1:
+                raise DfemError(
+                    f"[boundary.{tag}] must hold exactly one of dirichlet, neumann or robin."
+                )
+            ((kind, value),) = conditions.items()
+            label = f"boundary.{tag}.{kind}"
+            if kind == "dirichlet":
+                dirichlet[tag] = coefficient(value, label)
+            elif kind == "neumann":
+                neumann[tag] = coefficient(value, label)
+            elif kind == "robin":
+                if not isinstance(value, list) or len(value) != 2:
+                    raise DfemError(f"{label} must be [alpha, g] for nu du/dn + alpha u = g.")
+                robin[tag] = (coefficient(value[0], label), coefficient(value[1], label))
+            else:
+                raise DfemError(f"[boundary.{tag}] has {kind!r}; use dirichlet, neumann or robin.")
+        return Poisson(space, dirichlet=dirichlet, neumann=neumann, robin=robin, **kwargs)
+
+    def exact(self):
+        text = self.data.get("exact", {}).get("u")
+        return None if text is None else coefficient(text, "exact.u")
+
+    # ------------------------------------------------------------------ run
+    def solve(self, out=None, method: str | None = None) -> dict:
+        """Solve the case; write ``report.json`` (and ``solution.vtu``) under ``out``.
+
+        Returns the report: case, element, degree, cells, dofs, solver, assemble_s,
+        solve_s, l2_error and h1_error (None without an exact solution).
+        """
+        t0 = time.perf_counter()
+        problem = self.problem()
+        setup_s = time.perf_counter() - t0
+        solver = self.data.get("solver", {})
+        method = method or solver.get("method", "direct")
+        options = {k: solver[k] for k in ("rtol", "maxiter") if k in solver}
+        u = problem.solve(method=method, **options)
+        space = problem.space
+        exact = self.exact()
+        err = errors(space, u, exact) if exact is not None else {}
+        report = {
+            "case": self.name,
+            "element": space.element.name,
+            "degree": space.element.degree,
+            "cells": space.mesh.n_cells,
+            "dofs": space.n_dofs,
+            "solver": method,
+            "setup_s": setup_s,
+            "assemble_s": problem.last_solve["assemble_s"],
+            "solve_s": problem.last_solve["solve_s"],
+            "l2_error": err.get("l2"),
+            "h1_error": err.get("h1"),
+        }
+        if out is not None:
+            out = Path(out)
+            out.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(out / "report.json", report)
+            from dfem.mesh import write_mesh
+
+            vertex_values = u.detach()[: space.mesh.n_nodes]
+            write_mesh(out / "solution.vtu", space.mesh, point_data={"u": vertex_values})
+        return report
+
+
+def write_json_atomic(path, data) -> None:
+    """Write JSON to ``path`` through a temporary file, so a failure leaves no half-written file."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, indent=2)
+            fh.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

@@ -1,0 +1,125 @@
+"""A small, safe evaluator of math expressions in x, y (and u), on torch tensors.
+
+Case files give coefficients as text such as ``"1 + x**2 * y"`` or
+``"2*pi**2*sin(pi*x)*sin(pi*y)"``. The text is parsed with :mod:`ast` and only
+numbers, the names ``x, y, u, pi, e``, the operators ``+ - * / **`` (unary ``+ -``)
+and calls of whitelisted math functions are accepted; anything else (attributes,
+subscripts, other names, keywords, lambdas, comprehensions) is rejected with a
+:class:`DfemError`. The result is evaluated with torch functions, so it stays
+differentiable. Never ``eval`` of arbitrary text.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import operator
+
+import torch
+
+from dfem.errors import DfemError
+
+FUNCTIONS = {
+    "sin": torch.sin, "cos": torch.cos, "tan": torch.tan, "exp": torch.exp, "log": torch.log,
+    "sqrt": torch.sqrt, "abs": torch.abs, "tanh": torch.tanh, "sinh": torch.sinh,
+    "cosh": torch.cosh, "arctan": torch.atan, "atan": torch.atan, "asin": torch.asin,
+    "acos": torch.acos,
+}
+CONSTANTS = {"pi": math.pi, "e": math.e}
+_BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
+           ast.Div: operator.truediv, ast.Pow: operator.pow}
+_UNARY = {ast.UAdd: operator.pos, ast.USub: operator.neg}
+
+
+class Expression:
+    """A parsed expression; call it with ``x`` of shape (..., 2) (and ``u`` if it uses u).
+
+    Parameters
+    ----------
+    text : str
+        The expression.
+    variables : tuple of str
+        Names allowed besides the constants: ``("x", "y")`` or ``("x", "y", "u")``.
+    """
+
+    def __init__(self, text: str, variables: tuple[str, ...] = ("x", "y")):
+        self.text = str(text)
+        self.variables = variables
+        try:
+            tree = ast.parse(self.text, mode="eval")
+        except SyntaxError as exc:
+            raise DfemError(f"cannot parse expression {self.text!r}: {exc.msg}.") from exc
+        self._check(tree.body)
+        self._tree = tree.body
+        self.uses_u = any(isinstance(n, ast.Name) and n.id == "u" for n in ast.walk(tree))
+
+    def _check(self, node) -> None:
+        if isinstance(node, ast.Constant):
+            if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
+                self._reject(f"the constant {node.value!r}")
+        elif isinstance(node, ast.Name):
+            if node.id not in self.variables and node.id not in CONSTANTS:
+                allowed = ", ".join([*self.variables, *CONSTANTS])
+                self._reject(f"the name {node.id!r} (allowed: {allowed} and functions)")
+        elif isinstance(node, ast.BinOp):
+            if type(node.op) not in _BINARY:
+                self._reject(f"the operator {type(node.op).__name__}")
+            self._check(node.left)
+            self._check(node.right)
+        elif isinstance(node, ast.UnaryOp):
+            if type(node.op) not in _UNARY:
+                self._reject(f"the operator {type(node.op).__name__}")
+            self._check(node.operand)
+        elif isinstance(node, ast.Call):
+            if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
+                name = node.func.id if isinstance(node.func, ast.Name) else ast.unparse(node.func)
+                self._reject(f"the function {name!r} (allowed: {', '.join(sorted(FUNCTIONS))})")
+            if node.keywords or len(node.args) != 1:
+                self._reject(f"the call {ast.unparse(node)!r} (functions take one argument)")
+            self._check(node.args[0])
+        else:
+            self._reject(f"{type(node).__name__} syntax")
+
+    def _reject(self, what: str):
+        raise DfemError(f"expression {self.text!r} uses {what}, which is not allowed.")
+
+    def __repr__(self) -> str:
+        return f"Expression({self.text!r})"
+
+    def __call__(self, *args) -> torch.Tensor:
+        """``expr(x)`` or, for expressions in u, ``expr(u, x)`` (the order of nonlinear nu)."""
+        if len(args) == 1:
+            (x,), u = args, None
+        else:
+            u, x = args
+        env = {"x": x[..., 0], "y": x[..., 1], "u": u}
+        value = self._eval(self._tree, env)
+        return torch.as_tensor(value, dtype=x.dtype, device=x.device).expand(x.shape[:-1])
+
+    def _eval(self, node, env):
+        if isinstance(node, ast.Constant):
+            return float(node.value)
+        if isinstance(node, ast.Name):
+            if node.id in CONSTANTS:
+                return CONSTANTS[node.id]
+            if env[node.id] is None:
+                raise DfemError(f"expression {self.text!r} uses u, which is only allowed for nu(u).")
+            return env[node.id]
+        if isinstance(node, ast.BinOp):
+            return _BINARY[type(node.op)](self._eval(node.left, env), self._eval(node.right, env))
+        if isinstance(node, ast.UnaryOp):
+            return _UNARY[type(node.op)](self._eval(node.operand, env))
+        arg = self._eval(node.args[0], env)
+        return FUNCTIONS[node.func.id](torch.as_tensor(arg, dtype=torch.float64)
+                                      if not torch.is_tensor(arg) else arg)
+
+
+def coefficient(value, name: str, variables: tuple[str, ...] = ("x", "y")):
+    """A case-file value as a coefficient: numbers stay numbers, strings become :class:`Expression`."""
+    if isinstance(value, bool):
+        raise DfemError(f"{name} must be a number or an expression, got {value!r}.")
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        return Expression(value, variables)
+    raise DfemError(f"{name} must be a number or an expression string, got {type(value).__name__}.")

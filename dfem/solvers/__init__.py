@@ -1,0 +1,16 @@
+"""Solvers: differentiable sparse linear solves, energy minimisation, Newton."""
+
+from dfem.solvers.linear import METHODS, SolveInfo, factorize, sparse_solve
+from dfem.solvers.minimize import MinimizeInfo, minimize_energy
+from dfem.solvers.newton import NewtonInfo, newton
+
+__all__ = [
+    "METHODS",
+    "MinimizeInfo",
+    "NewtonInfo",
+    "SolveInfo",
+    "factorize",
+    "minimize_energy",
+    "newton",
+    "sparse_solve",
+]

@@ -1,0 +1,113 @@
+"""Errors against exact solutions and convergence studies.
+
+.. math:: \\|u - u_h\\|_{L^2} = \\Big(\\int (u - u_h)^2\\Big)^{1/2}, \\qquad
+          |u - u_h|_{H^1} = \\Big(\\int |\\nabla u - \\nabla u_h|^2\\Big)^{1/2},
+
+integrated with a cell rule of degree ``2 p + 4`` (higher than the basis needs),
+so the quadrature error stays far below the discretisation error.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+
+import numpy as np
+import torch
+
+from dfem.basis.space import FunctionSpace
+
+
+def exact_gradient(exact: Callable, points: torch.Tensor) -> torch.Tensor:
+    """``grad exact`` at ``points`` (..., 2), by autograd of the torch callable ``exact``."""
+    with torch.enable_grad():
+        x = points.detach().requires_grad_(True)
+        (grad,) = torch.autograd.grad(exact(x).sum(), x)
+    return grad
+
+
+def errors(
+    space: FunctionSpace,
+    u: torch.Tensor,
+    exact: Callable,
+    exact_grad: Callable | None = None,
+    degree: int | None = None,
+) -> dict[str, float]:
+    """L2 error and H1-seminorm error of the dof vector ``u`` against ``exact(x)``.
+
+    Parameters
+    ----------
+    exact : callable
+        ``exact(x)`` for points x of shape (..., 2), written with torch functions.
+    exact_grad : callable, optional
+        ``grad exact``; by default obtained from ``exact`` by autograd.
+    degree : int, optional
+        Quadrature degree; default ``2 p + 4``.
+
+    Returns
+    -------
+    dict
+        ``{"l2": ..., "h1": ..., "l2_norm": ...}`` (``h1`` is the H1 seminorm of the error,
+        ``l2_norm`` the L2 norm of the exact solution).
+    """
+    degree = 2 * space.element.degree + 4 if degree is None else int(degree)
+    g = space.geometry(degree)
+    with torch.no_grad():
+        uq, grad_uq = space.at_quadrature(u.detach(), g)
+        ue = exact(g.points)
+    ge = exact_grad(g.points) if exact_grad is not None else exact_gradient(exact, g.points)
+    with torch.no_grad():
+        w = g.weights
+        l2 = torch.sqrt(((uq - ue) ** 2 * w).sum())
+        h1 = torch.sqrt((((grad_uq - ge) ** 2).sum(-1) * w).sum())
+        norm = torch.sqrt((ue**2 * w).sum())
+    return {"l2": float(l2), "h1": float(h1), "l2_norm": float(norm)}
+
+
+def mesh_size(space: FunctionSpace) -> float:
+    """The longest edge of the mesh (h)."""
+    mesh = space.mesh
+    edges = torch.as_tensor(mesh.edge_table.edges, device=mesh.device)
+    lengths = torch.linalg.vector_norm(mesh.nodes[edges[:, 1]] - mesh.nodes[edges[:, 0]], dim=1)
+    return float(lengths.max())
+
+
+def fitted_rate(h: Iterable[float], err: Iterable[float]) -> float:
+    """Least-squares slope of ``log(err)`` against ``log(h)``."""
+    h, err = np.log(np.asarray(list(h))), np.log(np.asarray(list(err)))
+    return float(np.polyfit(h, err, 1)[0])
+
+
+def convergence_study(
+    solve: Callable[[int], tuple[FunctionSpace, torch.Tensor]],
+    exact: Callable,
+    levels: Iterable[int],
+    exact_grad: Callable | None = None,
+) -> dict:
+    """Errors over a sequence of meshes and the fitted rates.
+
+    Parameters
+    ----------
+    solve : callable
+        ``solve(level) -> (space, u)`` for each refinement level.
+    levels : iterable of int
+        The levels (e.g. cells per side).
+
+    Returns
+    -------
+    dict
+        ``{"levels": [{"level", "h", "dofs", "l2_error", "h1_error"}, ...],
+        "l2_rate": ..., "h1_rate": ...}``; rates fitted over all levels.
+    """
+    rows = []
+    for level in levels:
+        space, u = solve(level)
+        e = errors(space, u, exact, exact_grad)
+        rows.append(dict(level=level, h=mesh_size(space), dofs=space.n_dofs,
+                         l2_error=e["l2"], h1_error=e["h1"]))
+    hs = [r["h"] for r in rows]
+    rates = {
+        "l2_rate": fitted_rate(hs, [r["l2_error"] for r in rows]) if len(rows) > 1 else math.nan,
+        "h1_rate": fitted_rate(hs, [r["h1_error"] for r in rows]) if len(rows) > 1 else math.nan,
+    }
+    return {"levels": rows, **rates}

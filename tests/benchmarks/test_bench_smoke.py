@@ -1,0 +1,85 @@
+"""Smoke test of benchmarks/bench_poisson.py at tiny sizes: keys and agreement, no timings."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("skfem")
+pytest.importorskip("torchfem")
+pytest.importorskip("pyamg")
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "benchmarks" / "bench_poisson.py"
+
+
+def _load_script():
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    spec = importlib.util.spec_from_file_location("bench_poisson", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+SIZE_KEYS = {
+    "n_cells",
+    "n_dofs",
+    "dfem_cold_s",
+    "dfem_warm_s",
+    "skfem_cold_s",
+    "skfem_warm_s",
+    "assembly_ratio_vs_skfem",
+    "assembly_warm_ratio_vs_skfem",
+    "matrix_rel_max_diff",
+    "matrices_agree",
+    "dfem_direct_cold_s",
+    "dfem_direct_warm_s",
+    "dfem_amg_cold_s",
+    "dfem_amg_warm_s",
+    "torchfem_cold_s",
+    "torchfem_warm_s",
+    "torchfem_solver",
+    "dfem_best_method",
+    "fwd_bwd_ratio_vs_torchfem",
+    "fwd_bwd_cold_ratio_vs_torchfem",
+    "u_rel_max_diff_direct",
+    "u_rel_max_diff_amg",
+    "grad_rel_max_diff_direct",
+    "grad_rel_max_diff_amg",
+    "load_rel_max_diff",
+    "solutions_agree",
+    "gradients_agree",
+}
+
+
+def test_bench_poisson_smoke(tmp_path):
+    bench = _load_script()
+    out = tmp_path / "bench.json"
+    assert bench.main(["--json", str(out), "--sizes", "16", "32", "--repeats", "1", "--quiet"]) == 0
+
+    data = json.loads(out.read_text())
+    assert {"cpu", "cores", "torch", "scipy", "skfem", "torchfem"} <= set(data["machine"])
+    assert set(data["sizes"]) == {"16", "32"}
+    for n, entry in data["sizes"].items():
+        missing = SIZE_KEYS - set(entry)
+        assert not missing, f"size {n} lacks {sorted(missing)}"
+        assert entry["n_cells"] == int(n) ** 2
+        assert entry["matrices_agree"], entry["matrix_rel_max_diff"]
+        assert entry["matrix_rel_max_diff"] < 1e-10
+        assert entry["load_rel_max_diff"] < 1e-12
+        assert entry["solutions_agree"] and entry["gradients_agree"]
+        for key in (
+            "u_rel_max_diff_direct",
+            "u_rel_max_diff_amg",
+            "grad_rel_max_diff_direct",
+            "grad_rel_max_diff_amg",
+        ):
+            assert entry[key] < 1e-6, (key, entry[key])
+        assert entry["dfem_best_method"] in ("direct", "amg")
+    # no temp files left beside the output
+    assert [p.name for p in tmp_path.iterdir()] == ["bench.json"]
