@@ -110,8 +110,9 @@ def energy(
     return total
 
 
-def residual(space: FunctionSpace, u: torch.Tensor, nu=1.0, c=None, f=None, neumann=None,
-             robin=None) -> torch.Tensor:
+def residual(
+    space: FunctionSpace, u: torch.Tensor, nu=1.0, c=None, f=None, neumann=None, robin=None
+) -> torch.Tensor:
     """``R(u) = dJ/du = K u - F`` (..., n_dofs), differentiable in u, the coefficients and nodes."""
     values = assemble_matrix(space, nu, c, robin)
     F = assemble_vector(space, f, neumann, robin)
@@ -119,7 +120,7 @@ def residual(space: FunctionSpace, u: torch.Tensor, nu=1.0, c=None, f=None, neum
 
 
 def matvec(pattern, values: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """``A u`` for a matrix given by its CSR ``values`` in ``pattern``; batched over u and values."""
+    """``A u`` for a matrix with CSR ``values`` in ``pattern``; batched over u and values."""
     products = values * u[..., pattern.indices]
     out = torch.zeros(pattern.n, dtype=products.dtype, device=products.device)
     return _add_at(out, pattern.rows, products)
@@ -127,7 +128,7 @@ def matvec(pattern, values: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
 
 # ---------------------------------------------------------------------- operator
 def element_matrices(space: FunctionSpace, nu=1.0, c=None) -> torch.Tensor:
-    """Cell matrices ``K_e`` (..., n_cells, n_basis, n_basis) of the diffusion and reaction terms."""
+    """Cell matrices ``K_e`` (..., n_cells, n_basis, n_basis) of diffusion and reaction."""
     g = space.geometry()
     w = diffusivity(space, nu, g) * g.weights  # (..., E, Q)
     # K_e = sum_q w_q G_q G_q^T, as one batched matmul over (q, component)
@@ -152,13 +153,17 @@ def element_loads(space: FunctionSpace, f) -> torch.Tensor:
 def _add_at(target: torch.Tensor, index: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
     """``target[..., index] += values`` for a flat index, out of place and batched."""
     # numpy's broadcast_shapes: torch's imports sympy on first use (~1 s)
-    batch = np.broadcast_shapes(tuple(target.shape[:-1]), tuple(values.shape[: values.ndim - index.ndim]))
+    batch = np.broadcast_shapes(
+        tuple(target.shape[:-1]), tuple(values.shape[: values.ndim - index.ndim])
+    )
     target = target.expand(*batch, target.shape[-1])
     values = values.expand(*batch, *index.shape).reshape(*batch, -1)
     return target.index_add(-1, index.reshape(-1), values)
 
 
-def assemble_matrix(space: FunctionSpace, nu=1.0, c=None, robin: dict | None = None) -> torch.Tensor:
+def assemble_matrix(
+    space: FunctionSpace, nu=1.0, c=None, robin: dict | None = None
+) -> torch.Tensor:
     """CSR values (..., nnz) of ``K`` in ``space.pattern``."""
     pattern = space.pattern
     Ke = element_matrices(space, nu, c)
@@ -191,7 +196,9 @@ def assemble_vector(
     return F
 
 
-def assemble(space: FunctionSpace, nu=1.0, c=None, f=None, neumann=None, robin=None, format="torch"):
+def assemble(
+    space: FunctionSpace, nu=1.0, c=None, f=None, neumann=None, robin=None, format="torch"
+):
     """The stiffness matrix and load vector ``(K, F)``.
 
     Parameters

@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
-import numpy as np
 import scipy.sparse as sp
 import torch
 
@@ -92,7 +91,9 @@ class SparsityPattern:
     def to_torch(self, values: torch.Tensor) -> torch.Tensor:
         """A torch sparse COO matrix with these values; autograd reaches ``values``."""
         index = torch.stack([self.rows, self.indices])
-        return torch.sparse_coo_tensor(index, values, (self.n, self.n), is_coalesced=True)
+        return torch.sparse_coo_tensor(
+            index, values, (self.n, self.n), is_coalesced=True, check_invariants=False
+        )
 
     def restrict(self, free: torch.Tensor) -> RestrictedPattern:
         """The pattern of the submatrix on the dofs ``free`` (boolean mask), and its coupling

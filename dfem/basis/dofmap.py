@@ -63,9 +63,7 @@ def build_dofmap(mesh: Mesh, element: LagrangeElement) -> DofMap:
     if mesh.cell_type != element.cell_type:
         kind = "triangles" if mesh.cell_type == "tri" else "quadrilaterals"
         fits = "P1, P2, P3" if mesh.cell_type == "tri" else "Q1, Q2, Q3"
-        raise DfemError(
-            f"element {element.name} does not fit a mesh of {kind}; use one of {fits}."
-        )
+        raise DfemError(f"element {element.name} does not fit a mesh of {kind}; use one of {fits}.")
     n_cells, n_vertices = mesh.n_cells, mesh.n_nodes
     k = element.n_edge_dofs
     parts = [mesh.cells_np]
@@ -76,7 +74,9 @@ def build_dofmap(mesh: Mesh, element: LagrangeElement) -> DofMap:
         along = np.arange(k)
         # Position along the global edge direction of each local edge dof.
         position = np.where(table.flipped[:, :, None], k - 1 - along, along)
-        parts.append((n_vertices + table.cell_edges[:, :, None] * k + position).reshape(n_cells, -1))
+        parts.append(
+            (n_vertices + table.cell_edges[:, :, None] * k + position).reshape(n_cells, -1)
+        )
     n_interior = element.n_interior_dofs
     first_interior = n_vertices + n_edges * k
     if n_interior:

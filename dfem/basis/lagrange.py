@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import cached_property, lru_cache
+from functools import cache, cached_property
 
 import numpy as np
 
@@ -147,7 +147,7 @@ class LagrangeElement:
         return V @ np.linalg.solve(Vn, np.eye(p + 1))
 
 
-@lru_cache(maxsize=None)
+@cache
 def geometry_element(cell_type: str) -> LagrangeElement:
     """The element that maps the reference cell onto a mesh cell (P1 or Q1)."""
     return LagrangeElement(cell_type, 1)

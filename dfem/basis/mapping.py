@@ -74,13 +74,16 @@ def map_cells(
     J = jacobians(xv, geo_grads[:1] if affine else geo_grads)
     det = J[..., 0, 0] * J[..., 1, 1] - J[..., 0, 1] * J[..., 1, 0]
     # Inverse transpose of a 2x2 matrix, written out: J^{-T} = [[d, -c], [-b, a]] / det
-    inv_t = torch.stack(
-        [
-            torch.stack([J[..., 1, 1], -J[..., 1, 0]], dim=-1),
-            torch.stack([-J[..., 0, 1], J[..., 0, 0]], dim=-1),
-        ],
-        dim=-2,
-    ) / det[..., None, None]
+    inv_t = (
+        torch.stack(
+            [
+                torch.stack([J[..., 1, 1], -J[..., 1, 0]], dim=-1),
+                torch.stack([-J[..., 0, 1], J[..., 0, 0]], dim=-1),
+            ],
+            dim=-2,
+        )
+        / det[..., None, None]
+    )
     if affine:
         grads = torch.einsum("eij,qaj->eqai", inv_t[:, 0], basis_grads)
     else:

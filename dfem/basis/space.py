@@ -118,7 +118,9 @@ class FunctionSpace:
     # ------------------------------------------------------------------ cells
     def quadrature(self, degree: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Reference points and weights of the cell rule of the given degree."""
-        return cell_rule(self.element.cell_type, self.quadrature_degree if degree is None else degree)
+        return cell_rule(
+            self.element.cell_type, self.quadrature_degree if degree is None else degree
+        )
 
     def geometry(self, degree: int | None = None) -> CellGeometry:
         """Mapped quadrature data (points, weights, basis gradients) on every cell."""
@@ -222,7 +224,9 @@ class FunctionSpace:
         # The owning cell's centroid lies on the inner side of a boundary edge.
         table = self.mesh.edge_table
         owner = np.zeros(len(table.edges), dtype=np.int64)
-        owner[table.cell_edges.ravel()] = np.repeat(np.arange(self.mesh.n_cells), table.cell_edges.shape[1])
+        owner[table.cell_edges.ravel()] = np.repeat(
+            np.arange(self.mesh.n_cells), table.cell_edges.shape[1]
+        )
         centroid = self.mesh.nodes[self.mesh.cells[torch.as_tensor(owner[facets])]].mean(dim=1)
         inward = ((centroid - x0) * normals).sum(dim=1)
         return torch.where(inward > 0, -1.0, 1.0).to(normals.dtype).detach()

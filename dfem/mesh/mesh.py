@@ -168,7 +168,10 @@ class Mesh:
         local = LOCAL_EDGES[self.cell_type]
         pairs = self.cells_np[:, local]  # (E, n_local_edges, 2)
         flipped = pairs[..., 0] > pairs[..., 1]
-        low, high = np.minimum(pairs[..., 0], pairs[..., 1]), np.maximum(pairs[..., 0], pairs[..., 1])
+        low, high = (
+            np.minimum(pairs[..., 0], pairs[..., 1]),
+            np.maximum(pairs[..., 0], pairs[..., 1]),
+        )
         # One int64 key per edge: a 1D unique is much faster than np.unique(axis=0).
         keys, inverse = np.unique((low * self.n_nodes + high).ravel(), return_inverse=True)
         edges = np.stack([keys // self.n_nodes, keys % self.n_nodes], axis=1)
@@ -203,19 +206,33 @@ class Mesh:
 
     # ------------------------------------------------------------------ checks
     def signed_areas(self) -> torch.Tensor:
-        """Signed area of each cell (shoelace formula); positive for counter-clockwise cells."""
-        x = self.nodes[self.cells]  # (E, nv, 2)
+        """Signed area of each cell (shoelace formula); positive for counter-clockwise cells.
+
+        Coordinates are taken relative to each cell's first vertex, so the areas of
+        small cells far from the origin keep their precision.
+        """
+        x = self.nodes[self.cells]
+        x = x - x[:, :1, :]
         xn = torch.roll(x, -1, dims=1)
         return 0.5 * (x[..., 0] * xn[..., 1] - xn[..., 0] * x[..., 1]).sum(dim=1)
 
+    def _quad_corner_jacobians(self) -> torch.Tensor:
+        """Jacobian of the bilinear map at each quad corner (twice the corner triangle's area)."""
+        x = self.nodes[self.cells]
+        prev = torch.roll(x, 1, dims=1) - x
+        nxt = torch.roll(x, -1, dims=1) - x
+        return nxt[..., 0] * prev[..., 1] - nxt[..., 1] * prev[..., 0]
+
     def _check_areas(self) -> None:
         with torch.no_grad():
-            areas = self.signed_areas()
-            scale = float(self.nodes.detach().abs().max()) if self.n_nodes else 1.0
-            tol = 1e-14 * max(scale, 1e-300) ** 2
-            bad = torch.nonzero(areas <= tol).ravel()
-            if self.cell_type == "quad" and len(bad) == 0:
-                bad = torch.nonzero(self._quad_corner_jacobians().amin(dim=1) <= tol).ravel()
+            x = self.nodes[self.cells]
+            # degenerate relative to the cell's own size, wherever the cell sits
+            size = (x - torch.roll(x, 1, dims=1)).abs().amax(dim=(1, 2))
+            tol = 1e-12 * size**2
+            measure = self.signed_areas()
+            if self.cell_type == "quad":
+                measure = torch.minimum(measure, 0.5 * self._quad_corner_jacobians().amin(dim=1))
+            bad = torch.nonzero(measure <= tol).ravel()
         if len(bad):
             first = bad[:5].tolist()
             raise MeshError(
@@ -223,13 +240,6 @@ class Mesh:
                 f"e.g. cell(s) {first} with vertices {self.cells_np[first[0]].tolist()}. "
                 "Order each cell's vertices counter-clockwise and remove collapsed cells."
             )
-
-    def _quad_corner_jacobians(self) -> torch.Tensor:
-        """Jacobian determinant of the bilinear map at each quad corner (twice the corner triangle area)."""
-        x = self.nodes[self.cells]
-        prev = torch.roll(x, 1, dims=1) - x
-        nxt = torch.roll(x, -1, dims=1) - x
-        return nxt[..., 0] * prev[..., 1] - nxt[..., 1] * prev[..., 0]
 
     def check(self) -> None:
         """Check that the mesh can be used for finite elements.

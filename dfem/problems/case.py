@@ -15,7 +15,8 @@ A minimal case::
     nu = 1.0
     f = "2*pi**2*sin(pi*x)*sin(pi*y)"
 
-    [boundary.boundary]  # a tag ("boundary" = the whole boundary; rectangles have left/right/bottom/top)
+    [boundary.boundary]  # a tag: "boundary" is the whole boundary; rectangles have
+                         # left, right, bottom and top
     dirichlet = 0.0      # or: neumann = g, or: robin = [alpha, g]
 
     [exact]
@@ -34,9 +35,10 @@ import json
 import os
 import tempfile
 import time
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import tomllib
 
 from dfem.basis.space import FunctionSpace
 from dfem.errors import DfemError
@@ -89,8 +91,11 @@ class Case:
                     f"unknown key(s) {', '.join(sorted(unknown))} in {where} of the case file; "
                     f"known keys: {', '.join(sorted(keys))}."
                 )
-        return cls(data=data, path=Path(path) if path else None,
-                   name=str(data.get("name", Path(path).stem if path else "case")))
+        return cls(
+            data=data,
+            path=Path(path) if path else None,
+            name=str(data.get("name", Path(path).stem if path else "case")),
+        )
 
     # ------------------------------------------------------------------ build
     def mesh(self):
@@ -103,9 +108,14 @@ class Case:
                 file = self.path.parent / file
             return read_mesh(file)
         nx = spec.get("nx", 16)
-        return rectangle(nx, spec.get("ny", nx), spec.get("cell", "quad"),
-                         x=tuple(spec.get("x", (0.0, 1.0))), y=tuple(spec.get("y", (0.0, 1.0))),
-                         diagonal=spec.get("diagonal", "right"))
+        return rectangle(
+            nx,
+            spec.get("ny", nx),
+            spec.get("cell", "quad"),
+            x=tuple(spec.get("x", (0.0, 1.0))),
+            y=tuple(spec.get("y", (0.0, 1.0))),
+            diagonal=spec.get("diagonal", "right"),
+        )
 
     def problem(self, mesh=None) -> Poisson:
         mesh = self.mesh() if mesh is None else mesh

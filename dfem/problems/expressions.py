@@ -20,14 +20,29 @@ import torch
 from dfem.errors import DfemError
 
 FUNCTIONS = {
-    "sin": torch.sin, "cos": torch.cos, "tan": torch.tan, "exp": torch.exp, "log": torch.log,
-    "sqrt": torch.sqrt, "abs": torch.abs, "tanh": torch.tanh, "sinh": torch.sinh,
-    "cosh": torch.cosh, "arctan": torch.atan, "atan": torch.atan, "asin": torch.asin,
+    "sin": torch.sin,
+    "cos": torch.cos,
+    "tan": torch.tan,
+    "exp": torch.exp,
+    "log": torch.log,
+    "sqrt": torch.sqrt,
+    "abs": torch.abs,
+    "tanh": torch.tanh,
+    "sinh": torch.sinh,
+    "cosh": torch.cosh,
+    "arctan": torch.atan,
+    "atan": torch.atan,
+    "asin": torch.asin,
     "acos": torch.acos,
 }
 CONSTANTS = {"pi": math.pi, "e": math.e}
-_BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
-           ast.Div: operator.truediv, ast.Pow: operator.pow}
+_BINARY = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.Pow: operator.pow,
+}
 _UNARY = {ast.UAdd: operator.pos, ast.USub: operator.neg}
 
 
@@ -103,19 +118,22 @@ class Expression:
             if node.id in CONSTANTS:
                 return CONSTANTS[node.id]
             if env[node.id] is None:
-                raise DfemError(f"expression {self.text!r} uses u, which is only allowed for nu(u).")
+                raise DfemError(
+                    f"expression {self.text!r} uses u, which is only allowed for nu(u)."
+                )
             return env[node.id]
         if isinstance(node, ast.BinOp):
             return _BINARY[type(node.op)](self._eval(node.left, env), self._eval(node.right, env))
         if isinstance(node, ast.UnaryOp):
             return _UNARY[type(node.op)](self._eval(node.operand, env))
         arg = self._eval(node.args[0], env)
-        return FUNCTIONS[node.func.id](torch.as_tensor(arg, dtype=torch.float64)
-                                      if not torch.is_tensor(arg) else arg)
+        return FUNCTIONS[node.func.id](
+            torch.as_tensor(arg, dtype=torch.float64) if not torch.is_tensor(arg) else arg
+        )
 
 
 def coefficient(value, name: str, variables: tuple[str, ...] = ("x", "y")):
-    """A case-file value as a coefficient: numbers stay numbers, strings become :class:`Expression`."""
+    """A case-file value as a coefficient: a number, or an :class:`Expression` for a string."""
     if isinstance(value, bool):
         raise DfemError(f"{name} must be a number or an expression, got {value!r}.")
     if isinstance(value, (int, float)):

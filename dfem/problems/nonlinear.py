@@ -58,8 +58,9 @@ class NonlinearPoisson(Poisson):
         As for :class:`~dfem.problems.poisson.Poisson`.
     """
 
-    def __init__(self, space: FunctionSpace, nu=1.0, reaction=None, f=None, dirichlet=None,
-                 neumann=None):
+    def __init__(
+        self, space: FunctionSpace, nu=1.0, reaction=None, f=None, dirichlet=None, neumann=None
+    ):
         super().__init__(space, nu=1.0, f=f, dirichlet=dirichlet, neumann=neumann)
         self.nonlinear_nu = nu
         self.reaction = reaction
@@ -95,7 +96,9 @@ class NonlinearPoisson(Poisson):
             return R, None
         Ke = torch.einsum("eq,eqai,eqbi->eab", nu * w, g.grads, g.grads)
         # nu'(u) phi_b grad u . grad phi_a: not symmetric in (a, b)
-        Ke = Ke + torch.einsum("eq,eqa,qb->eab", dnu * w, torch.einsum("eqi,eqai->eqa", grad_u, g.grads), g.values)
+        Ke = Ke + torch.einsum(
+            "eq,eqa,qb->eab", dnu * w, torch.einsum("eqi,eqai->eqa", grad_u, g.grads), g.values
+        )
         if ds is not None:
             Ke = Ke + torch.einsum("eq,qa,qb->eab", ds * w, g.values, g.values)
         return R, space.pattern.assemble(Ke)

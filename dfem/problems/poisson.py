@@ -50,8 +50,9 @@ class Poisson:
     robin : dict {tag: (alpha, g_R)}
     """
 
-    def __init__(self, space: FunctionSpace, nu=1.0, c=None, f=None, dirichlet=None,
-                 neumann=None, robin=None):
+    def __init__(
+        self, space: FunctionSpace, nu=1.0, c=None, f=None, dirichlet=None, neumann=None, robin=None
+    ):
         self.space = space
         self.nu, self.c, self.f = nu, c, f
         self.dirichlet = dict(dirichlet or {})
@@ -141,16 +142,29 @@ class Poisson:
         """
         t0 = time.perf_counter()
         fixed, u_fixed = self.dirichlet_data()
+        if len(fixed) == 0 and not self.robin and self.c is None:
+            raise DfemError(
+                "this problem has no Dirichlet or Robin condition and no reaction term c, so "
+                "its solution is defined only up to a constant (the matrix is singular). "
+                "Add a Dirichlet condition on some boundary tag, a Robin condition or c > 0."
+            )
         restricted = self.restricted_pattern(fixed)
         values = assemble_matrix(self.space, self.nu, self.c, self.robin)
         F = assemble_vector(self.space, self.f, self.neumann, self.robin)
         lifted = torch.zeros(restricted.n, dtype=F.dtype, device=F.device)
-        lifted = _add_at(lifted, restricted.fd_rows, values[restricted.fd] * u_fixed[restricted.fd_cols])
+        lifted = _add_at(
+            lifted, restricted.fd_rows, values[restricted.fd] * u_fixed[restricted.fd_cols]
+        )
         b = F[restricted.free_dofs] - lifted
         t1 = time.perf_counter()
         info: dict = {}
         x = sparse_solve(restricted.pattern, values[restricted.ff], b, method, info=info, **options)
         t2 = time.perf_counter()
-        self.last_solve = dict(assemble_s=t1 - t0, solve_s=t2 - t1, info=info["solve"],
-                               dofs=self.space.n_dofs, free_dofs=restricted.n)
+        self.last_solve = dict(
+            assemble_s=t1 - t0,
+            solve_s=t2 - t1,
+            info=info["solve"],
+            dofs=self.space.n_dofs,
+            free_dofs=restricted.n,
+        )
         return u_fixed.index_put((restricted.free_dofs,), x)

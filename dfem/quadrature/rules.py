@@ -11,7 +11,7 @@ A rule "of degree q" integrates every polynomial of total degree <= q exactly
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -70,7 +70,7 @@ def _expand_orbits(orbits) -> tuple[np.ndarray, np.ndarray]:
     return bary[:, 1:].copy(), 0.5 * np.asarray(weights)
 
 
-@lru_cache(maxsize=None)
+@cache
 def gauss_legendre(n: int) -> tuple[np.ndarray, np.ndarray]:
     """The n-point Gauss-Legendre rule on ``[0, 1]`` (exact to degree ``2n - 1``).
 
@@ -87,7 +87,7 @@ def line_rule(degree: int) -> tuple[np.ndarray, np.ndarray]:
     return gauss_legendre(max(1, (degree + 2) // 2))
 
 
-@lru_cache(maxsize=None)
+@cache
 def quad_rule(degree: int) -> tuple[np.ndarray, np.ndarray]:
     """Tensor Gauss-Legendre rule on ``[0, 1]^2`` exact to degree ``degree`` in each variable."""
     x, w = line_rule(degree)
@@ -96,7 +96,7 @@ def quad_rule(degree: int) -> tuple[np.ndarray, np.ndarray]:
     return np.stack([X.ravel(), Y.ravel()], axis=1), W.ravel()
 
 
-@lru_cache(maxsize=None)
+@cache
 def triangle_rule(degree: int) -> tuple[np.ndarray, np.ndarray]:
     """A rule on the reference triangle exact to total degree ``degree``.
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import abc
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -65,9 +66,11 @@ class _DirectFactor(_Factor):
     def __init__(self, pattern: SparsityPattern, values: torch.Tensor, symmetric: bool):
         t0 = time.perf_counter()
         A = pattern.to_scipy(values).tocsc()
+        self.A = A
         options = (
-            dict(permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
-                 options=dict(SymmetricMode=True))
+            dict(
+                permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0, options=dict(SymmetricMode=True)
+            )
             if symmetric
             else dict(permc_spec="COLAMD")
         )
@@ -82,14 +85,19 @@ class _DirectFactor(_Factor):
 
     def solve(self, b, transpose=False):
         t0 = time.perf_counter()
-        x = self.lu.solve(b.detach().cpu().numpy().T, trans="T" if transpose else "N").T
-        self.info.solve_s += time.perf_counter() - t0
-        if not np.isfinite(x).all():
+        rhs = b.detach().cpu().numpy().T
+        x = self.lu.solve(rhs, trans="T" if transpose else "N")
+        # A tiny pivot instead of a zero one lets a singular matrix through SuperLU's
+        # symmetric mode; one matrix-vector product exposes it.
+        applied = (self.A.T if transpose else self.A) @ x
+        scale = np.linalg.norm(rhs) + np.linalg.norm(self.A.data) * np.linalg.norm(x) * 1e-300
+        if not np.isfinite(x).all() or np.linalg.norm(applied - rhs) > 1e-6 * max(scale, 1e-300):
             raise DfemError(
-                "the direct solve returned NaN/inf: the matrix is singular or nearly so "
-                "(check for a pure Neumann problem or a zero diffusivity)."
+                "the direct solve failed: the matrix is singular or nearly so (a pure Neumann "
+                "problem, a zero diffusivity or a mesh with disconnected parts?)."
             )
-        return torch.as_tensor(x, dtype=b.dtype, device=b.device)
+        self.info.solve_s += time.perf_counter() - t0
+        return torch.as_tensor(x.T, dtype=b.dtype, device=b.device)
 
 
 class _CGFactor(_Factor):
@@ -97,14 +105,22 @@ class _CGFactor(_Factor):
 
     def __init__(self, pattern, values, rtol, atol, maxiter):
         values = values.detach()
-        self.A = torch.sparse_csr_tensor(
-            pattern.indptr, pattern.indices, values, (pattern.n, pattern.n)
-        )
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+            self.A = torch.sparse_csr_tensor(
+                pattern.indptr,
+                pattern.indices,
+                values,
+                (pattern.n, pattern.n),
+                check_invariants=False,
+            )
         diag = torch.zeros(pattern.n, dtype=values.dtype, device=values.device)
         on_diag = pattern.rows == pattern.indices
         diag[pattern.rows[on_diag]] = values[on_diag]
         if not bool((diag > 0).all()):
-            raise DfemError("CG needs a symmetric positive definite matrix; its diagonal is not positive.")
+            raise DfemError(
+                "CG needs a symmetric positive definite matrix; its diagonal is not positive."
+            )
         self.inv_diag = 1.0 / diag
         self.rtol, self.atol, self.maxiter = rtol, atol, maxiter or 10 * pattern.n
         self.info = SolveInfo("cg")
@@ -176,8 +192,15 @@ class _AMGFactor(_Factor):
             def tick(_, count=count):
                 count[0] += 1
 
-            x, status = spla.cg(self.A, col, rtol=self.rtol, atol=self.atol,
-                                maxiter=self.maxiter, M=self.M, callback=tick)
+            x, status = spla.cg(
+                self.A,
+                col,
+                rtol=self.rtol,
+                atol=self.atol,
+                maxiter=self.maxiter,
+                M=self.M,
+                callback=tick,
+            )
             if status != 0:
                 res = np.linalg.norm(col - self.A @ x) / max(np.linalg.norm(col), 1e-300)
                 raise ConvergenceError(
@@ -190,9 +213,15 @@ class _AMGFactor(_Factor):
         return torch.as_tensor(out.reshape(bn.shape), dtype=b.dtype, device=b.device)
 
 
-def factorize(pattern: SparsityPattern, values: torch.Tensor, method: str = "direct",
-              symmetric: bool = True, rtol: float = 1e-12, atol: float = 0.0,
-              maxiter: int | None = None) -> _Factor:
+def factorize(
+    pattern: SparsityPattern,
+    values: torch.Tensor,
+    method: str = "direct",
+    symmetric: bool = True,
+    rtol: float = 1e-12,
+    atol: float = 0.0,
+    maxiter: int | None = None,
+) -> _Factor:
     """Prepare ``method`` for the matrix with CSR ``values`` in ``pattern``."""
     if method == "direct":
         return _DirectFactor(pattern, values, symmetric)

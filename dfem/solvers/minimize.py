@@ -172,9 +172,15 @@ def _torch_lbfgs(energy, gradient, x, info, rtol, max_iter, lr, history_size):
         info.converged = True
         return x
     # torch's own loop (20 iterations a step); progress measured by a fresh gradient
-    opt = torch.optim.LBFGS([x], lr=1.0 if lr is None else lr, max_iter=20,
-                            history_size=history_size, line_search_fn="strong_wolfe",
-                            tolerance_grad=0.0, tolerance_change=0.0)
+    opt = torch.optim.LBFGS(
+        [x],
+        lr=1.0 if lr is None else lr,
+        max_iter=20,
+        history_size=history_size,
+        line_search_fn="strong_wolfe",
+        tolerance_grad=0.0,
+        tolerance_change=0.0,
+    )
 
     def closure():
         opt.zero_grad()

@@ -27,8 +27,15 @@ class NewtonInfo:
     converged: bool = False
 
 
-def newton(problem, u0: torch.Tensor | None = None, rtol: float = 1e-10, atol: float = 1e-13,
-           max_iter: int = 50, method: str = "direct", **solver_options):
+def newton(
+    problem,
+    u0: torch.Tensor | None = None,
+    rtol: float = 1e-10,
+    atol: float = 1e-13,
+    max_iter: int = 50,
+    method: str = "direct",
+    **solver_options,
+):
     """Solve ``problem.residual_and_jacobian(u) = 0`` by damped Newton.
 
     Parameters
@@ -64,8 +71,13 @@ def newton(problem, u0: torch.Tensor | None = None, rtol: float = 1e-10, atol: f
     info.residuals.append(norm)
     target = max(rtol * norm, atol)
     while norm > target and info.iterations < max_iter:
-        factor = factorize(restricted.pattern, values[restricted.ff], method,
-                           symmetric=problem.symmetric, **solver_options)
+        factor = factorize(
+            restricted.pattern,
+            values[restricted.ff],
+            method,
+            symmetric=problem.symmetric,
+            **solver_options,
+        )
         delta = factor.solve(-R[free])
         step = 1.0
         while True:

@@ -103,8 +103,15 @@ def convergence_study(
     for level in levels:
         space, u = solve(level)
         e = errors(space, u, exact, exact_grad)
-        rows.append(dict(level=level, h=mesh_size(space), dofs=space.n_dofs,
-                         l2_error=e["l2"], h1_error=e["h1"]))
+        rows.append(
+            dict(
+                level=level,
+                h=mesh_size(space),
+                dofs=space.n_dofs,
+                l2_error=e["l2"],
+                h1_error=e["h1"],
+            )
+        )
     hs = [r["h"] for r in rows]
     rates = {
         "l2_rate": fitted_rate(hs, [r["l2_error"] for r in rows]) if len(rows) > 1 else math.nan,
