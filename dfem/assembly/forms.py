@@ -130,13 +130,12 @@ def matvec(pattern, values: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
 def element_matrices(space: FunctionSpace, nu=1.0, c=None) -> torch.Tensor:
     """Cell matrices ``K_e`` (..., n_cells, n_basis, n_basis) of diffusion and reaction."""
     g = space.geometry()
-    w = diffusivity(space, nu, g) * g.weights  # (..., E, Q)
-    # K_e = sum_q w_q G_q G_q^T, as one batched matmul over (q, component)
-    scaled = g.grads * w[..., None, None]
+    w = diffusivity(space, nu, g) * g.weights  # (..., E, Q), positive
+    # K_e = A_e A_e^T with A_e[a, (q, i)] = sqrt(w_q) dphi_a/dx_i (x_q): one batched matmul
     n_cells, n_q, n_basis, _ = g.grads.shape
-    left = scaled.transpose(-3, -2).reshape(*scaled.shape[:-4], n_cells, n_basis, 2 * n_q)
-    right = g.grads.transpose(-3, -2).reshape(n_cells, n_basis, 2 * n_q)
-    K = left @ right.transpose(-1, -2)
+    A = (g.grads * w.sqrt()[..., None, None]).transpose(-3, -2)
+    A = A.reshape(*A.shape[:-4], n_cells, n_basis, 2 * n_q)
+    K = A @ A.transpose(-1, -2)
     if c is not None:
         cw = cell_coefficient(space, c, "c", g) * g.weights
         K = K + torch.einsum("...eq,qa,qb->...eab", cw, g.values, g.values)

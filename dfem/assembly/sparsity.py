@@ -10,10 +10,33 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
+import numpy as np
 import scipy.sparse as sp
 import torch
 
 from dfem.errors import DfemError
+
+
+def _unique_keys(rows: np.ndarray, cols: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted unique keys ``row * n + col`` and, for each entry, the index of its key.
+
+    The fast path packs each key with its entry number into one int64 and sorts
+    once (numpy's vectorised sort of plain integers is several times faster than
+    an argsort); when the bits do not fit it falls back to ``np.unique``.
+    """
+    keys = rows * n + cols
+    count = len(keys)
+    index_bits = max(int(count - 1).bit_length(), 1)
+    if int(n * n - 1).bit_length() + index_bits > 63:
+        return np.unique(keys, return_inverse=True)
+    packed = np.sort((keys << index_bits) | np.arange(count, dtype=np.int64))
+    sorted_keys = packed >> index_bits
+    first = np.empty(count, dtype=bool)
+    first[:1] = True
+    np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=first[1:])
+    inverse = np.empty(count, dtype=np.int64)
+    inverse[packed & ((1 << index_bits) - 1)] = np.cumsum(first) - 1
+    return sorted_keys[first], inverse
 
 
 @dataclass
@@ -39,14 +62,20 @@ class SparsityPattern:
     @classmethod
     def from_cell_dofs(cls, cell_dofs: torch.Tensor, n: int) -> SparsityPattern:
         """The pattern of ``sum_e P_e^T K_e P_e`` for cells with dofs ``cell_dofs`` (E, nb)."""
-        rows = cell_dofs[:, :, None].expand(-1, -1, cell_dofs.shape[1])
-        cols = cell_dofs[:, None, :].expand(-1, cell_dofs.shape[1], -1)
-        keys = (rows * n + cols).reshape(-1)
-        unique, scatter = torch.unique(keys, sorted=True, return_inverse=True)
-        row_of = unique // n
-        indptr = torch.zeros(n + 1, dtype=torch.int64, device=cell_dofs.device)
-        indptr[1:] = torch.cumsum(torch.bincount(row_of, minlength=n), 0)
-        return cls(n=n, indptr=indptr, indices=unique % n, scatter=scatter)
+        dofs = cell_dofs.detach().cpu().numpy()
+        nb = dofs.shape[1]
+        rows = np.repeat(dofs, nb, axis=1).ravel()
+        cols = np.tile(dofs, (1, nb)).ravel()
+        unique, scatter = _unique_keys(rows, cols, n)
+        indptr = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(np.bincount(unique // n, minlength=n), out=indptr[1:])
+        device = cell_dofs.device
+        return cls(
+            n=n,
+            indptr=torch.as_tensor(indptr, device=device),
+            indices=torch.as_tensor(unique % n, device=device),
+            scatter=torch.as_tensor(scatter, device=device),
+        )
 
     @property
     def nnz(self) -> int:

@@ -5,8 +5,8 @@ for its spline energy minimisation at 128² and 256²; a direct Galerkin solve m
 discretisation error instead (about 3.0e-5 / 6.0e-8 / 1e-10 for Q1 / Q2 / Q3 at 128²).
 
 The bounds below are the discretisation errors of Q1 / Q2 (and Q3) on these meshes with a small
-margin (see docs/validation.md); the solve at 256² takes a few seconds, below the 15 s at which
-the project marks a test slow.
+margin (see docs/validation.md). The slowest case (256², Q2) takes about 5-10 s on the 2-core
+CPU, below the 15 s at which the project marks a test slow.
 """
 
 from __future__ import annotations

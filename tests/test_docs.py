@@ -1,0 +1,24 @@
+"""The examples in README.md and docs/fem.md run as written."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def python_blocks(path):
+    return re.findall(r"```python\n(.*?)```", path.read_text(), flags=re.S)
+
+
+@pytest.mark.parametrize("doc,index", [("README.md", 0), ("docs/fem.md", 0)])
+def test_example_runs(doc, index, capsys):
+    code = python_blocks(ROOT / doc)[index]
+    namespace: dict = {}
+    exec(compile(code, doc, "exec"), namespace)  # noqa: S102 - our own documentation
+    out = capsys.readouterr().out
+    assert "'l2'" in out
+    # the printed L2 error is that of a converged Q2 solve: small, not round-off
+    l2 = float(re.search(r"'l2': ([0-9.e+-]+)", out).group(1))
+    assert 1e-9 < l2 < 1e-4
