@@ -38,8 +38,12 @@ Two measurements per mesh of n x n bilinear quadrilaterals (Q1) on the unit squa
 
 Usage::
 
-    python benchmarks/bench_poisson.py --json benchmarks/results/bench_poisson_cpu.json
+    python benchmarks/bench_poisson.py --json benchmarks/results/bench_poisson_cpu.json --threads 1
     python benchmarks/bench_poisson.py --json /tmp/quick.json --quick
+
+``--threads N`` pins torch, OpenMP and OpenBLAS to N threads: on a small machine shared
+with other work, two OpenMP threads make every parallel region wait for a descheduled
+thread and the timings then measure the scheduler.
 
 The JSON is written atomically after each size, so an interrupted run keeps the
 sizes it finished.
@@ -431,6 +435,7 @@ def write_json(path: Path, data: dict) -> None:
             fh.write("\n")
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

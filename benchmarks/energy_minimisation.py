@@ -41,13 +41,23 @@ def problems(n: int) -> dict:
 
 
 def run(n: int, budget: dict) -> dict:
-    out = {"n": n, "machine": platform.processor() or platform.machine(),
-           "threads": torch.get_num_threads(), "problems": {}}
+    out = {
+        "n": n,
+        "machine": platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(),
+        "problems": {},
+    }
     for name, problem in problems(n).items():
         t0 = time.perf_counter()
         direct = problem.solve()
-        rows = {"direct": {"seconds": time.perf_counter() - t0, "iterations": 0,
-                           "rel_diff": 0.0, "converged": True}}
+        rows = {
+            "direct": {
+                "seconds": time.perf_counter() - t0,
+                "iterations": 0,
+                "rel_diff": 0.0,
+                "converged": True,
+            }
+        }
         for optimizer, max_iter in budget.items():
             u, info = minimize_energy(problem, optimizer, rtol=1e-11, max_iter=max_iter)
             rows[optimizer] = {
@@ -73,8 +83,10 @@ def main(argv=None) -> dict:
     print(f"{'problem':<12} {'method':<12} {'iters':>6} {'seconds':>8} {'rel. diff to direct':>20}")
     for name, rows in result["problems"].items():
         for method, r in rows.items():
-            print(f"{name:<12} {method:<12} {r['iterations']:>6} {r['seconds']:>8.3f} "
-                  f"{r['rel_diff']:>20.2e}")
+            print(
+                f"{name:<12} {method:<12} {r['iterations']:>6} {r['seconds']:>8.3f} "
+                f"{r['rel_diff']:>20.2e}"
+            )
     if args.json:
         write_json_atomic(args.json, result)
     return result

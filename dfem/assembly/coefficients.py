@@ -55,7 +55,7 @@ def evaluate(
     value,
     *,
     name: str,
-    points: torch.Tensor,
+    points,
     dofs: torch.Tensor,
     basis_values: torch.Tensor,
     n_dofs: int,
@@ -68,8 +68,9 @@ def evaluate(
         The coefficient in any of the forms of the module docstring, or None.
     name : str
         Its name, for error messages.
-    points : (n, n_q, 2) tensor
-        Physical quadrature points of the cells (or facets).
+    points : callable
+        Returns the physical quadrature points ``(n, n_q, 2)`` of the cells (or facets);
+        called only for callable coefficients, so constants never map the points.
     dofs : (n, n_basis) int64 tensor
         Dofs of each cell (facet), for interpolating nodal values.
     basis_values : (n_q, n_basis) tensor
@@ -79,23 +80,23 @@ def evaluate(
     """
     if value is None:
         return None
-    n, n_q = points.shape[0], points.shape[1]
+    n, n_q = dofs.shape[0], basis_values.shape[0]
+    like = basis_values
     if isinstance(value, Nodal):
-        v = _as_tensor(value.values, points)
+        v = _as_tensor(value.values, like)
         _expect(v.shape[-1:] == (n_dofs,), name, v, f"(..., {n_dofs}) nodal values")
         return v[..., dofs] @ basis_values.T
     if isinstance(value, PerCell):
-        v = _as_tensor(value.values, points)
+        v = _as_tensor(value.values, like)
         _expect(v.shape[-1:] == (n,), name, v, f"(..., {n}) values, one per cell/facet")
         return v[..., None]
     if isinstance(value, AtQuadrature):
-        v = _as_tensor(value.values, points)
+        v = _as_tensor(value.values, like)
         _expect(v.shape[-2:] == (n, n_q), name, v, f"(..., {n}, {n_q}) quadrature values")
         return v
     if callable(value) and not torch.is_tensor(value):
-        result = value(points)
-        return _as_tensor(result, points)
-    v = _as_tensor(value, points)
+        return _as_tensor(value(points()), like)
+    v = _as_tensor(value, like)
     if v.ndim == 0:
         return v
     if v.ndim >= 2 and v.shape[-2:] == (n, n_q):

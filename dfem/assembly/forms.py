@@ -41,7 +41,7 @@ def cell_coefficient(space: FunctionSpace, value, name: str, geometry=None):
     return evaluate(
         value,
         name=name,
-        points=g.points,
+        points=lambda: g.points,
         dofs=space.cell_dofs,
         basis_values=g.values,
         n_dofs=space.n_dofs,
@@ -53,7 +53,7 @@ def facet_coefficient(space: FunctionSpace, value, name: str, facets: FacetGeome
     return evaluate(
         value,
         name=name,
-        points=facets.points,
+        points=lambda: facets.points,
         dofs=facets.dofs,
         basis_values=facets.values,
         n_dofs=space.n_dofs,
@@ -128,18 +128,33 @@ def matvec(pattern, values: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
 
 # ---------------------------------------------------------------------- operator
 def element_matrices(space: FunctionSpace, nu=1.0, c=None) -> torch.Tensor:
-    """Cell matrices ``K_e`` (..., n_cells, n_basis, n_basis) of diffusion and reaction."""
+    """Cell matrices ``K_e`` (..., n_cells, n_basis, n_basis) of diffusion and reaction.
+
+    With the metric ``C_q = nu_q |det J_q| w_q (J_q^T J_q)^{-1}`` (three numbers per point),
+    ``K_e[a, b] = sum_q C_q : (grad_xi phi_a grad_xi phi_b^T)``, which is one GEMM of
+    ``C`` (cells x 3 n_q) with a reference tensor (3 n_q x n_basis^2); the physical
+    gradients are never formed.
+    """
     g = space.geometry()
-    w = diffusivity(space, nu, g) * g.weights  # (..., E, Q), positive
-    # K_e = A_e A_e^T with A_e[a, (q, i)] = sqrt(w_q) dphi_a/dx_i (x_q): one batched matmul
-    n_cells, n_q, n_basis, _ = g.grads.shape
-    A = (g.grads * w.sqrt()[..., None, None]).transpose(-3, -2)
-    A = A.reshape(*A.shape[:-4], n_cells, n_basis, 2 * n_q)
-    K = A @ A.transpose(-1, -2)
+    nu_q = diffusivity(space, nu, g)  # broadcastable to (..., E, Q)
+    n_q, n_basis, _ = g.reference_grads.shape
+    metric = g.metric  # (E, Q or 1, 3)
+    coeff = (nu_q[..., None] * metric).expand(*nu_q.shape[:-2], metric.shape[0], n_q, 3)
+    K = coeff.reshape(*coeff.shape[:-2], 3 * n_q) @ stiffness_reference(g.reference_grads)
     if c is not None:
         cw = cell_coefficient(space, c, "c", g) * g.weights
-        K = K + torch.einsum("...eq,qa,qb->...eab", cw, g.values, g.values)
-    return K
+        cw = cw.expand(*cw.shape[:-1], n_q)
+        K = K + cw @ (g.values[:, :, None] * g.values[:, None, :]).reshape(n_q, -1)
+    return K.reshape(*K.shape[:-1], n_basis, n_basis)
+
+
+def stiffness_reference(reference_grads: torch.Tensor) -> torch.Tensor:
+    """``M[(q, k), (a, b)]`` for k = 00, 11, 01 (symmetrised): products of reference
+    gradients, so that ``K_e = C_e M`` with the metric ``C_e`` of :func:`element_matrices`."""
+    d0, d1 = reference_grads[..., 0], reference_grads[..., 1]  # (Q, nb)
+    outer = lambda u, v: u[:, :, None] * v[:, None, :]  # noqa: E731
+    M = torch.stack([outer(d0, d0), outer(d1, d1), outer(d0, d1) + outer(d1, d0)], dim=1)
+    return M.reshape(M.shape[0] * 3, -1)
 
 
 def element_loads(space: FunctionSpace, f) -> torch.Tensor:

@@ -17,26 +17,30 @@ import torch
 from dfem.errors import DfemError
 
 
-def _unique_keys(rows: np.ndarray, cols: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted unique keys ``row * n + col`` and, for each entry, the index of its key.
+def _unique_keys(dofs: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted unique keys ``row * n + col`` of all element entries and, for each entry
+    ``(e, a, b)`` flattened, the index of its key (rows ``dofs[e, a]``, cols ``dofs[e, b]``).
 
     The fast path packs each key with its entry number into one int64 and sorts
-    once (numpy's vectorised sort of plain integers is several times faster than
-    an argsort); when the bits do not fit it falls back to ``np.unique``.
+    once, in place (numpy's vectorised sort of plain integers is several times
+    faster than an argsort); when the bits do not fit it falls back to ``np.unique``.
     """
-    keys = rows * n + cols
+    keys = (dofs[:, :, None] * n + dofs[:, None, :]).ravel()
     count = len(keys)
     index_bits = max(int(count - 1).bit_length(), 1)
     if int(n * n - 1).bit_length() + index_bits > 63:
         return np.unique(keys, return_inverse=True)
-    packed = np.sort((keys << index_bits) | np.arange(count, dtype=np.int64))
-    sorted_keys = packed >> index_bits
+    keys <<= index_bits
+    keys |= np.arange(count, dtype=np.int64)
+    keys.sort()
+    order = keys & ((1 << index_bits) - 1)
+    keys >>= index_bits
     first = np.empty(count, dtype=bool)
     first[:1] = True
-    np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=first[1:])
+    np.not_equal(keys[1:], keys[:-1], out=first[1:])
     inverse = np.empty(count, dtype=np.int64)
-    inverse[packed & ((1 << index_bits) - 1)] = np.cumsum(first) - 1
-    return sorted_keys[first], inverse
+    inverse[order] = np.cumsum(first) - 1
+    return keys[first], inverse
 
 
 @dataclass
@@ -62,11 +66,8 @@ class SparsityPattern:
     @classmethod
     def from_cell_dofs(cls, cell_dofs: torch.Tensor, n: int) -> SparsityPattern:
         """The pattern of ``sum_e P_e^T K_e P_e`` for cells with dofs ``cell_dofs`` (E, nb)."""
-        dofs = cell_dofs.detach().cpu().numpy()
-        nb = dofs.shape[1]
-        rows = np.repeat(dofs, nb, axis=1).ravel()
-        cols = np.tile(dofs, (1, nb)).ravel()
-        unique, scatter = _unique_keys(rows, cols, n)
+        dofs = cell_dofs.detach().cpu().numpy().astype(np.int64, copy=False)
+        unique, scatter = _unique_keys(dofs, n)
         indptr = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(np.bincount(unique // n, minlength=n), out=indptr[1:])
         device = cell_dofs.device

@@ -13,36 +13,110 @@ respect to them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
 
-@dataclass
 class CellGeometry:
     """Mapped quadrature data for all cells.
 
     Attributes
     ----------
-    points : (n_cells, n_q, 2) tensor
-        Physical quadrature points.
     weights : (n_cells, n_q) tensor
         Quadrature weight times ``|det J|``: ``integral f = sum_q f(x_q) weights_q``.
-    grads : (n_cells, n_q, n_basis, 2) tensor
-        Physical gradients of the basis functions.
     values : (n_q, n_basis) tensor
         Basis values (the same on every cell).
+    metric : (n_cells, n_q, 3) tensor
+        ``|det J| w_q (J^T J)^{-1}`` as its entries (00, 11, 01), so that
+        ``int grad phi_a . grad phi_b = sum_q metric_q : (grad_xi phi_a grad_xi phi_b^T)``.
+    grads_t : (n_cells, 2, n_q, n_basis) tensor
+        Physical gradients ``dphi_a/dx_i (x_q)`` at ``[e, i, q, a]`` (computed on first use).
+    grads : (n_cells, n_q, n_basis, 2) tensor
+        The same as ``[e, q, a, i]`` (a view).
+    points : (n_cells, n_q, 2) tensor
+        Physical quadrature points (computed on first use).
+    reference_grads : (n_q, n_basis, 2) tensor
+        Basis gradients on the reference cell.
     """
 
-    points: torch.Tensor
-    weights: torch.Tensor
-    grads: torch.Tensor
-    values: torch.Tensor
+    def __init__(self, jacobian, quad_weights, values, reference_grads, vertex_coords,
+                 geo_values):
+        self.values = values
+        self.reference_grads = reference_grads
+        j00, j01 = jacobian[:, 0, :, 0], jacobian[:, 0, :, 1]
+        j10, j11 = jacobian[:, 1, :, 0], jacobian[:, 1, :, 1]
+        self._entries = (j00, j01, j10, j11)
+        self.det = j00 * j11 - j01 * j10  # (E, Q), or (E, 1) for affine cells
+        self.weights = self.det.abs() * quad_weights
+        self._quad_weights = quad_weights
+        self._vertex_coords = vertex_coords
+        self._geo_values = geo_values
+        self._lazy: dict = {}
+
+    @property
+    def metric(self) -> torch.Tensor:
+        if "metric" not in self._lazy:
+            j00, j01, j10, j11 = self._entries
+            # (J^T J)^{-1} = adj(J) adj(J)^T / det^2, times |det| w
+            scale = self._quad_weights / self.det.abs()
+            self._lazy["metric"] = torch.stack(
+                [(j11 * j11 + j01 * j01) * scale, (j10 * j10 + j00 * j00) * scale,
+                 -(j11 * j10 + j01 * j00) * scale], dim=-1)
+        return self._lazy["metric"]
+
+    @property
+    def grads_t(self) -> torch.Tensor:
+        if "grads_t" not in self._lazy:
+            self._lazy["grads_t"] = physical_gradients(self._entries, self.det,
+                                                       self.reference_grads)
+        return self._lazy["grads_t"]
+
+    @property
+    def grads(self) -> torch.Tensor:
+        return self.grads_t.permute(0, 2, 3, 1)
+
+    @property
+    def points(self) -> torch.Tensor:
+        if "points" not in self._lazy:
+            self._lazy["points"] = torch.einsum("eai,qa->eqi", self._vertex_coords,
+                                                self._geo_values)
+        return self._lazy["points"]
 
 
 def jacobians(vertex_coords: torch.Tensor, geo_grads: torch.Tensor) -> torch.Tensor:
-    """``J[e, q, i, j] = sum_a x[e, a, i] dN_a/dxi_j (xi_q)``, shape (n_cells, n_q, 2, 2)."""
-    return torch.einsum("eai,qaj->eqij", vertex_coords, geo_grads)
+    """``J[e, i, q, j] = sum_a x[e, a, i] dN_a/dxi_j (xi_q)``, shape (n_cells, 2, n_q, 2).
+
+    One GEMM: ``(n_cells * 2, n_vertices) @ (n_vertices, n_q * 2)``.
+    """
+    n_cells, n_vertices, _ = vertex_coords.shape
+    n_q = geo_grads.shape[0]
+    left = vertex_coords.transpose(1, 2).reshape(n_cells * 2, n_vertices)
+    right = geo_grads.permute(1, 0, 2).reshape(n_vertices, n_q * 2)
+    return (left @ right).reshape(n_cells, 2, n_q, 2)
+
+
+def physical_gradients(entries, det, reference_grads) -> torch.Tensor:
+    """``grad_x phi_a (x_q)_i = sum_j J^{-T}[i, j] dphi_a/dxi_j``, laid out as ``[e, i, q, a]``.
+
+    One GEMM over the rows ``(e, i)``; for non-affine cells the reference gradients
+    form a matrix that is block-diagonal in the quadrature points.
+    """
+    j00, j01, j10, j11 = entries
+    n_cells, n_q_geo = det.shape
+    n_q, n_basis, _ = reference_grads.shape
+    # J^{-T} = [[j11, -j10], [-j01, j00]] / det, laid out as [e, i, q, j]
+    inv_t = torch.stack(
+        [torch.stack([j11, -j10], dim=-1), torch.stack([-j01, j00], dim=-1)], dim=1
+    ) / det[:, None, :, None]
+    if n_q_geo == 1:  # affine: one J^{-T} for all quadrature points
+        right = reference_grads.permute(2, 0, 1).reshape(2, n_q * n_basis)
+        product = inv_t.reshape(n_cells * 2, 2) @ right
+    else:
+        eye = torch.eye(n_q, dtype=reference_grads.dtype, device=reference_grads.device)
+        right = torch.einsum("pq,qaj->pjqa", eye, reference_grads).reshape(
+            n_q * 2, n_q * n_basis
+        )
+        product = inv_t.reshape(n_cells * 2, n_q * 2) @ right
+    return product.reshape(n_cells, 2, n_q, n_basis)
 
 
 def map_cells(
@@ -70,23 +144,5 @@ def map_cells(
         True for triangles: the Jacobian is constant on a cell and is computed once.
     """
     xv = nodes[cells]  # (E, nv, 2)
-    points = torch.einsum("eai,qa->eqi", xv, geo_values)
-    J = jacobians(xv, geo_grads[:1] if affine else geo_grads)
-    det = J[..., 0, 0] * J[..., 1, 1] - J[..., 0, 1] * J[..., 1, 0]
-    # Inverse transpose of a 2x2 matrix, written out: J^{-T} = [[d, -c], [-b, a]] / det
-    inv_t = (
-        torch.stack(
-            [
-                torch.stack([J[..., 1, 1], -J[..., 1, 0]], dim=-1),
-                torch.stack([-J[..., 0, 1], J[..., 0, 0]], dim=-1),
-            ],
-            dim=-2,
-        )
-        / det[..., None, None]
-    )
-    if affine:
-        grads = torch.einsum("eij,qaj->eqai", inv_t[:, 0], basis_grads)
-    else:
-        grads = torch.einsum("eqij,qaj->eqai", inv_t, basis_grads)
-    weights = det.abs() * quad_weights[None, :]  # det is (E, 1) when affine
-    return CellGeometry(points=points, weights=weights, grads=grads, values=basis_values)
+    J = jacobians(xv, geo_grads[:1] if affine else geo_grads)  # (E, 2, Q or 1, 2)
+    return CellGeometry(J, quad_weights, basis_values, basis_grads, xv, geo_values)

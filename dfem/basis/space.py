@@ -174,7 +174,7 @@ class FunctionSpace:
         """
         g = self.geometry() if geometry is None else geometry
         ue = self.cell_values(u)
-        return ue @ g.values.T, torch.einsum("...ea,eqai->...eqi", ue, g.grads)
+        return ue @ g.values.T, torch.einsum("...ea,eiqa->...eqi", ue, g.grads_t)
 
     # ------------------------------------------------------------------ boundary
     def boundary_facets(self, tags) -> np.ndarray:
