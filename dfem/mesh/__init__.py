@@ -1,9 +1,10 @@
 """Meshes: structured rectangles, meshes from arrays and files, refinement, checks."""
 
-from dfem.mesh.io import read_mesh, write_mesh
 from dfem.mesh.mesh import EdgeTable, Mesh, remove_unused_nodes
+from dfem.mesh.read import read_mesh
 from dfem.mesh.refine import refine
 from dfem.mesh.structured import rectangle, unit_square
+from dfem.mesh.write import write_mesh
 
 __all__ = [
     "EdgeTable",

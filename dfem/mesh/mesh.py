@@ -289,19 +289,23 @@ class Mesh:
 def remove_unused_nodes(nodes, cells, boundaries=None):
     """Drop nodes that no cell uses and renumber cells and boundary edges.
 
+    Boundary edges that touch a dropped node cannot be edges of any cell, so they are
+    dropped too (the rest of their tag is kept).
+
     Returns
     -------
     nodes, cells, boundaries
         The compacted arrays (numpy), ready for :class:`Mesh`.
     """
+    if torch.is_tensor(nodes):
+        nodes = nodes.detach().cpu()
     nodes = np.asarray(nodes)
     cells = np.asarray(cells, dtype=np.int64)
     used = np.zeros(len(nodes), dtype=bool)
     used[cells.ravel()] = True
     new_number = np.cumsum(used) - 1
-    boundaries = {
-        k: new_number[np.asarray(v, dtype=np.int64)]
-        for k, v in (boundaries or {}).items()
-        if used[np.asarray(v, dtype=np.int64)].all()
-    }
-    return nodes[used], new_number[cells], boundaries
+    compact = {}
+    for name, edges in (boundaries or {}).items():
+        edges = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
+        compact[name] = new_number[edges[used[edges].all(axis=1)]]
+    return nodes[used], new_number[cells], compact

@@ -15,6 +15,7 @@ moved to the right-hand side (lifting) and their rows dropped (elimination).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import torch
@@ -160,10 +161,11 @@ class Poisson:
         info: dict = {}
         x = sparse_solve(restricted.pattern, values[restricted.ff], b, method, info=info, **options)
         t2 = time.perf_counter()
+        # a snapshot: the adjoint solve in backward() adds to the live info object
         self.last_solve = dict(
             assemble_s=t1 - t0,
             solve_s=t2 - t1,
-            info=info["solve"],
+            info=dataclasses.replace(info["solve"]),
             dofs=self.space.n_dofs,
             free_dofs=restricted.n,
         )

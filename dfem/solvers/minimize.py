@@ -96,7 +96,15 @@ def minimize_energy(
     runners = {"lbfgs": _lbfgs_secant, "torch-lbfgs": _torch_lbfgs, "adam": _adam}
     if optimizer not in runners:
         raise DfemError(f"unknown optimizer {optimizer!r}; use one of {', '.join(runners)}.")
-    x = runners[optimizer](energy, gradient, x0, info, rtol, max_iter, lr, history_size)
+    g0 = gradient(x0)
+    reference = float(torch.linalg.vector_norm(g0))
+    if reference == 0.0:  # already the minimiser
+        info.converged = True
+        x = x0
+    else:
+        x = runners[optimizer](
+            energy, gradient, x0, g0, reference, info, rtol, max_iter, lr, history_size
+        )
     info.seconds = time.perf_counter() - t0
     if not info.converged and raise_on_failure:
         last = info.residuals[-1][1] if info.residuals else float("nan")
@@ -114,11 +122,8 @@ def _record(info: MinimizeInfo, g: torch.Tensor, reference: float, rtol: float) 
     return info.converged or not math.isfinite(relative)
 
 
-def _lbfgs_secant(energy, gradient, x, info, rtol, max_iter, lr, history_size):
-    g = gradient(x)
-    reference = float(torch.linalg.vector_norm(g))
-    if reference == 0.0 or _record(info, g, reference, rtol):
-        info.converged = True
+def _lbfgs_secant(energy, gradient, x, g, reference, info, rtol, max_iter, lr, history_size):
+    if _record(info, g, reference, rtol):
         return x
     s_hist, y_hist = [], []
     while info.iterations < max_iter:
@@ -165,12 +170,8 @@ def _lbfgs_secant(energy, gradient, x, info, rtol, max_iter, lr, history_size):
     return x
 
 
-def _torch_lbfgs(energy, gradient, x, info, rtol, max_iter, lr, history_size):
+def _torch_lbfgs(energy, gradient, x, g, reference, info, rtol, max_iter, lr, history_size):
     x = x.clone().requires_grad_(True)
-    reference = float(torch.linalg.vector_norm(gradient(x)))
-    if reference == 0.0:
-        info.converged = True
-        return x
     # torch's own loop (20 iterations a step); progress measured by a fresh gradient
     opt = torch.optim.LBFGS(
         [x],
@@ -196,12 +197,8 @@ def _torch_lbfgs(energy, gradient, x, info, rtol, max_iter, lr, history_size):
     return x
 
 
-def _adam(energy, gradient, x, info, rtol, max_iter, lr, history_size):
+def _adam(energy, gradient, x, g, reference, info, rtol, max_iter, lr, history_size):
     x = x.clone().requires_grad_(True)
-    reference = float(torch.linalg.vector_norm(gradient(x)))
-    if reference == 0.0:
-        info.converged = True
-        return x
     opt = torch.optim.Adam([x], lr=1e-2 if lr is None else lr)
     while info.iterations < max_iter:
         opt.zero_grad()

@@ -183,3 +183,18 @@ def test_rectangle_numbering_and_errors():
         rectangle(2, cell="hex")
     with pytest.raises(MeshError, match="diagonal must be"):
         rectangle(2, cell="tri", diagonal="up")
+
+
+def test_remove_unused_nodes_keeps_the_rest_of_a_tag():
+    import numpy as np
+    import torch
+
+    from dfem.mesh import Mesh, remove_unused_nodes
+
+    nodes = torch.tensor([[0, 0], [1, 0], [1, 1], [0, 1], [5, 5.0]], requires_grad=True)
+    cells = [[0, 1, 2], [0, 2, 3]]
+    tags = {"wall": [[0, 1], [1, 2], [2, 4]]}  # the last edge touches the unused node 4
+    x, c, b = remove_unused_nodes(nodes, cells, tags)
+    assert len(x) == 4
+    np.testing.assert_array_equal(b["wall"], [[0, 1], [1, 2]])
+    Mesh(x, c, b)  # valid

@@ -1,0 +1,170 @@
+"""Writing meshes and fields through meshio, atomically, in the tag conventions that
+:func:`dfem.mesh.read.read_mesh` reads back (see that module for how tags are stored)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from xml.sax.saxutils import quoteattr
+
+import meshio
+import numpy as np
+import torch
+
+from dfem.errors import DfemError
+from dfem.mesh.mesh import Mesh
+from dfem.mesh.read import _MESHIO_TYPE
+
+#: Extensions :func:`write_mesh` writes.
+WRITERS = (".msh", ".vtk", ".vtu", ".xdmf")
+
+
+# ----------------------------------------------------------------------------- writing
+def write_mesh(path, mesh: Mesh, point_data=None, cell_data=None, *, cell_tags=None) -> None:
+    """Write a mesh, its boundary tags and fields to a file, atomically.
+
+    The file is written next to ``path`` under a temporary name and then moved onto
+    ``path``, so a reader never sees half a file and a failed write leaves any old file
+    in place.
+
+    Parameters
+    ----------
+    path : str or path-like
+        ``.msh`` (gmsh 2.2 ASCII, with physical groups and ``$PhysicalNames``),
+        ``.vtu`` (tags as ``"boundary"`` cell data, names as ``FieldData``),
+        ``.vtk`` or ``.xdmf`` (needs h5py; tags as ``"boundary"`` cell data, no names).
+    mesh : Mesh
+        The mesh. Nodes are written with z = 0; each boundary tag's edges as line cells.
+    point_data : dict of str -> (n_nodes, ...) array or tensor, optional
+        Nodal fields.
+    cell_data : dict of str -> (n_cells, ...) array or tensor, optional
+        Cell fields (line cells get NaN, or 0 for integer fields).
+    cell_tags : dict of str -> int array, optional
+        Named sets of cell numbers, written as tags of the 2D cells (a cell may be in one
+        set at most).
+
+    Raises
+    ------
+    DfemError
+        On an extension dfem does not write, a missing folder, fields of the wrong
+        length, a cell in two cell tags, a name used by a boundary tag and a cell tag,
+        or an error from meshio.
+    """
+    path = Path(path)
+    ext = path.suffix.lower()
+    if ext not in WRITERS:
+        raise DfemError(
+            f"cannot write {path}: unknown mesh file extension {ext or '(none)'!r}; "
+            f"dfem writes {', '.join(WRITERS)}."
+        )
+    folder = path.parent
+    if not folder.is_dir():
+        raise DfemError(f"cannot write {path}: folder {folder} does not exist.")
+
+    raw, names = _to_meshio(mesh, point_data, cell_data, cell_tags, gmsh=ext == ".msh")
+    tmp = folder / f".{path.name}.{uuid.uuid4().hex[:12]}.tmp{ext}"
+    try:
+        try:
+            if ext == ".msh":
+                # 2.2 keeps a physical tag on every element without needing gmsh entities.
+                meshio.gmsh.write(str(tmp), raw, fmt_version="2.2", binary=False)
+            elif ext == ".vtu":
+                meshio.vtu.write(str(tmp), raw)
+                _add_vtu_field_data(tmp, names)
+            elif ext == ".vtk":
+                meshio.vtk.write(str(tmp), raw)
+            else:
+                # Inline XML data: an HDF5 side file would be named after the temporary file.
+                meshio.xdmf.write(str(tmp), raw, data_format="XML")
+        except ImportError as err:
+            raise DfemError(f"writing {path} needs the package {err.name!r}: {err}") from err
+        except (meshio.WriteError, ValueError, KeyError) as err:
+            raise DfemError(f"could not write {path}: {err}") from err
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _numpy(value) -> np.ndarray:
+    if torch.is_tensor(value):
+        return value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
+def _to_meshio(mesh: Mesh, point_data, cell_data, cell_tags, gmsh: bool):
+    nodes = _numpy(mesh.nodes).astype(np.float64)
+    points = np.column_stack([nodes, np.zeros(len(nodes))])  # VTK and gmsh want 3D points
+
+    # Tag numbers start at 1: 0 means "no tag" to read_mesh, gmsh and medit.
+    boundary = {k: v for k, v in mesh.boundaries.items() if len(v)}
+    field_data = {name: np.array([i + 1, 1]) for i, name in enumerate(boundary)}
+    cell_values = np.zeros(mesh.n_cells, dtype=np.int64)
+    for i, (name, cells) in enumerate((cell_tags or {}).items()):
+        cells = _numpy(cells).astype(np.int64).ravel()
+        if name in field_data:
+            raise DfemError(f"{name!r} names both a boundary tag and a cell tag; a file keeps one.")
+        if cells.size and (cells.min() < 0 or cells.max() >= mesh.n_cells):
+            raise DfemError(f"cell tag {name!r} has cell numbers outside 0..{mesh.n_cells - 1}.")
+        if (cell_values[cells] != 0).any():
+            raise DfemError(f"cell tag {name!r} shares cells with another cell tag.")
+        cell_values[cells] = i + 1
+        field_data[name] = np.array([i + 1, 2])
+
+    blocks = [meshio.CellBlock(_MESHIO_TYPE[mesh.cell_type], mesh.cells_np)]
+    tag_arrays = [cell_values]
+    if boundary:
+        edges = np.concatenate(list(boundary.values()))
+        values = np.repeat(np.arange(1, len(boundary) + 1), [len(v) for v in boundary.values()])
+        blocks.append(meshio.CellBlock("line", edges))
+        tag_arrays.append(values)
+
+    data = {}
+    for name, value in (cell_data or {}).items():
+        value = _numpy(value)
+        if len(value) != mesh.n_cells:
+            raise DfemError(
+                f"cell_data {name!r} has {len(value)} rows, the mesh has {mesh.n_cells} cells."
+            )
+        data[name] = [value] + [_filler(value, len(b)) for b in blocks[1:]]
+    if gmsh:
+        data["gmsh:physical"] = tag_arrays
+        data["gmsh:geometrical"] = tag_arrays
+    else:
+        data["boundary"] = tag_arrays
+
+    nodal = {}
+    for name, value in (point_data or {}).items():
+        value = _numpy(value)
+        if len(value) != mesh.n_nodes:
+            raise DfemError(
+                f"point_data {name!r} has {len(value)} rows, the mesh has {mesh.n_nodes} nodes."
+            )
+        nodal[name] = value
+    raw = meshio.Mesh(points, blocks, point_data=nodal, cell_data=data, field_data=field_data)
+    return raw, field_data
+
+
+def _filler(value: np.ndarray, n: int) -> np.ndarray:
+    fill = np.nan if np.issubdtype(value.dtype, np.floating) else 0
+    return np.full((n, *value.shape[1:]), fill, dtype=value.dtype)
+
+
+def _add_vtu_field_data(path: Path, names: dict) -> None:
+    # meshio's VTU writer drops field data but its reader reads it, so add the
+    # FieldData element (ASCII, before the Piece, where VTK puts it) to the written file.
+    if not names:
+        return
+    arrays = "".join(
+        f'<DataArray type="Int64" Name={quoteattr(name)} NumberOfTuples="{len(value)}" '
+        f'format="ascii">{" ".join(str(int(v)) for v in value)}</DataArray>'
+        for name, value in names.items()
+    )
+    text = path.read_bytes()
+    anchor = b"<UnstructuredGrid>"
+    at = text.find(anchor)
+    if at < 0:
+        raise DfemError(f"unexpected VTU layout from meshio in {path}; cannot add tag names.")
+    at += len(anchor)
+    path.write_bytes(text[:at] + f"<FieldData>{arrays}</FieldData>".encode() + text[at:])
