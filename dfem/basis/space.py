@@ -227,6 +227,7 @@ class FunctionSpace:
         owner[table.cell_edges.ravel()] = np.repeat(
             np.arange(self.mesh.n_cells), table.cell_edges.shape[1]
         )
-        centroid = self.mesh.nodes[self.mesh.cells[torch.as_tensor(owner[facets])]].mean(dim=1)
+        owners = torch.as_tensor(owner[facets], device=self.device)
+        centroid = self.mesh.nodes[self.mesh.cells[owners]].mean(dim=1)
         inward = ((centroid - x0) * normals).sum(dim=1)
         return torch.where(inward > 0, -1.0, 1.0).to(normals.dtype).detach()
