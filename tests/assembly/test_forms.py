@@ -158,3 +158,35 @@ def test_divergence_theorem_on_boundary():
         total += float(((grad * fg.normals[:, None, :]).sum(-1) * fg.weights).sum())
     assert total == pytest.approx(2 * 2.0, rel=1e-13)
     assert math.isfinite(total)
+
+
+@pytest.mark.parametrize("name", ["P2", "Q2"])
+def test_energy_gradcheck_all_inputs(name):
+    """J is differentiable in u, nu (per cell), c (at quadrature points), f (nodal),
+    the Neumann g (per facet), the Robin alpha and the node coordinates."""
+    space = dfem.FunctionSpace(
+        dfem.mesh.rectangle(2, 2, "tri" if name.startswith("P") else "quad"), name
+    )
+    gen = torch.Generator().manual_seed(3)
+
+    def rand(*shape):
+        return (torch.rand(*shape, dtype=torch.float64, generator=gen) + 0.5).requires_grad_(True)
+
+    n_q = space.geometry().weights.shape[1]
+    n_right = len(space.boundary_facets("right"))
+    inputs = (
+        rand(space.n_dofs),
+        rand(space.mesh.n_cells),
+        rand(space.mesh.n_cells, n_q),
+        rand(space.n_dofs),
+        rand(n_right),
+        rand(()),
+        space.mesh.nodes.clone().requires_grad_(True),
+    )
+
+    def J(u, nu, c, f, g, alpha, nodes):
+        moved = space.with_nodes(nodes)
+        return energy(moved, u, nu=PerCell(nu), c=AtQuadrature(c), f=Nodal(f),
+                      neumann={"right": PerCell(g)}, robin={"top": (alpha, 1.0)})
+
+    assert torch.autograd.gradcheck(J, inputs)
