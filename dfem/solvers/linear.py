@@ -29,7 +29,7 @@ from __future__ import annotations
 import abc
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse.linalg as spla
@@ -50,7 +50,6 @@ class SolveInfo:
     setup_s: float = 0.0
     solve_s: float = 0.0
     residual: float = float("nan")
-    extra: dict = field(default_factory=dict)
 
 
 class _Factor(abc.ABC):
