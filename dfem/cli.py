@@ -1,7 +1,12 @@
 """The ``dfem`` command line.
 
-``dfem solve CASE.toml [--out DIR] [--method direct|cg|amg]`` solves a case file,
-prints a summary and writes ``DIR/report.json`` and ``DIR/solution.vtu``.
+- ``dfem solve CASE.toml [--out DIR] [--set key=value ...] [--method direct|cg|amg]`` solves a
+  case file, prints a summary and writes ``DIR/report.json``, ``DIR/solution.vtu`` and
+  ``DIR/solution.png``.
+- ``dfem convergence CASE.toml --levels N [--out DIR]`` refines the case's mesh N times and
+  writes ``DIR/convergence.json`` and ``DIR/convergence.png``.
+- ``dfem cases`` lists the shipped cases; ``dfem --version``.
+
 Errors a user can cause are printed without a traceback, with exit status 2.
 """
 
@@ -9,32 +14,82 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
+
+import tomllib
 
 from dfem.errors import DfemError
+
+CASES = Path(__file__).resolve().parents[1] / "cases"
+
+
+def _print_table(rows: dict) -> None:
+    width = max(len(k) for k in rows)
+    for key, value in rows.items():
+        shown = "-" if value is None else (f"{value:.4g}" if isinstance(value, float) else value)
+        print(f"{key:<{width}}  {shown}")
 
 
 def _solve(args) -> int:
     from dfem.problems.case import Case
 
-    case = Case.load(args.case)
+    case = Case.load(args.case, overrides=args.set)
     report = case.solve(out=args.out, method=args.method)
-    width = max(len(k) for k in report)
-    for key, value in report.items():
-        shown = "-" if value is None else (f"{value:.4g}" if isinstance(value, float) else value)
-        print(f"{key:<{width}}  {shown}")
+    _print_table(report)
     if args.out:
-        print(f"wrote {args.out}/report.json and {args.out}/solution.vtu")
+        print(f"wrote {args.out}/report.json, solution.vtu and solution.png")
+    return 0
+
+
+def _convergence(args) -> int:
+    from dfem.problems.case import Case
+
+    case = Case.load(args.case, overrides=args.set)
+    study = case.convergence(args.levels, out=args.out)
+    print(f"{'level':>5} {'h':>9} {'dofs':>9} {'L2 error':>11} {'H1 error':>11}")
+    for row in study["levels"]:
+        print(f"{row['level']:>5} {row['h']:>9.4g} {row['dofs']:>9} "
+              f"{row['l2_error']:>11.3e} {row['h1_error']:>11.3e}")
+    print(f"fitted rates ({study['element']}): L2 {study['l2_rate']:.3f}, "
+          f"H1 {study['h1_rate']:.3f}")
+    if args.out:
+        print(f"wrote {args.out}/convergence.json and convergence.png")
+    return 0
+
+
+def _cases(args) -> int:
+    for path in sorted(CASES.glob("*.toml")):
+        with open(path, "rb") as fh:
+            description = tomllib.load(fh).get("description", "")
+        print(f"{path.name:<24} {description}")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from dfem import __version__
+
     parser = argparse.ArgumentParser(prog="dfem", description="Differentiable finite elements.")
+    parser.add_argument("--version", action="version", version=f"dfem {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+
     solve = sub.add_parser("solve", help="solve a case file")
     solve.add_argument("case", help="the case file (TOML)")
-    solve.add_argument("--out", help="folder for report.json and solution.vtu")
+    solve.add_argument("--out", help="folder for report.json, solution.vtu and solution.png")
     solve.add_argument("--method", choices=["direct", "cg", "amg"], help="override the solver")
     solve.set_defaults(run=_solve)
+
+    conv = sub.add_parser("convergence", help="h-refinement study of a case with an exact solution")
+    conv.add_argument("case", help="the case file (TOML)")
+    conv.add_argument("--levels", type=int, default=3, help="refinements (default 3)")
+    conv.add_argument("--out", help="folder for convergence.json and convergence.png")
+    conv.set_defaults(run=_convergence)
+
+    for command in (solve, conv):
+        command.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                             help="override a case value, e.g. --set mesh.n=64 --set element=Q2")
+
+    cases = sub.add_parser("cases", help="list the shipped cases")
+    cases.set_defaults(run=_cases)
     return parser
 
 

@@ -19,11 +19,10 @@ def write_case(tmp_path, text):
 
 SMALL = """
 name = "small"
+element = "P2"
 [mesh]
-nx = 8
+n = 8
 cell = "tri"
-[element]
-name = "P2"
 [problem]
 nu = "1 + x**2*y"
 f = '''-(2*x*y*pi*cos(pi*x)*exp(y) - (1 + x**2*y)*pi**2*sin(pi*x)*exp(y)
@@ -68,7 +67,7 @@ def test_solve_writes_report_and_vtu(tmp_path, capsys):
 def test_refined_case_error_drops_at_p_plus_one(tmp_path):
     coarse = Case.from_dict(__import__("tomllib").loads(SMALL)).solve()
     finer = __import__("tomllib").loads(SMALL)
-    finer["mesh"]["nx"] = 16
+    finer["mesh"]["n"] = 16
     fine = Case.from_dict(finer).solve()
     rate = __import__("math").log2(coarse["l2_error"] / fine["l2_error"])
     assert rate == pytest.approx(3.0, abs=0.2)
@@ -77,13 +76,18 @@ def test_refined_case_error_drops_at_p_plus_one(tmp_path):
 @pytest.mark.parametrize(
     "text,fragment",
     [
-        ("[mesh]\nnx = 4\nbogus = 1\n", "unknown key\\(s\\) bogus in \\[mesh\\]"),
+        ("[mesh]\nn = 4\nbogus = 1\n", "unknown key\\(s\\) bogus in \\[mesh\\]"),
         ("[problem]\nf = 'import os'\n", "cannot parse"),
         ("[boundary.nowhere]\ndirichlet = 0\n", "boundary tag 'nowhere' does not exist"),
         ("[boundary.left]\ndirichlet = 0\nneumann = 1\n", "exactly one of"),
         ("[boundary.left]\nrobin = 1\n", "must be \\[alpha, g\\]"),
-        ("[element]\nname = 'Q7'\n", "unknown element"),
-        ("this is not toml", "not valid TOML"),
+        ("element = 'Q7'\n", "unknown element"),
+    ("[element]\nname = 'Q2'\n", "element must be a string"),
+        ("this is not toml", "not valid TOML.*line 1"),
+    ("[mesh]\nfile = 'nope.msh'\n", "mesh file .*nope.msh does not exist"),
+    ("[problem]\nnu = '1 - 2*x'\n[boundary.left]\ndirichlet = 0\n", "nu must be positive"),
+    ("[problem]\nf = '__import__(\"os\")'\n", "not allowed"),
+    ("[problem]\nf = 'x.real'\n", "Attribute"),
     ],
 )
 def test_bad_case_files_exit_2_with_message(tmp_path, capsys, text, fragment):
@@ -104,3 +108,53 @@ def test_missing_case_file(tmp_path, capsys):
 def test_shipped_cases_load(case):
     problem = Case.load(case).problem()
     assert problem.space.n_dofs > 0
+
+
+def test_set_overrides_vtu_and_png(tmp_path, capsys):
+    import meshio
+
+    out = tmp_path / "out"
+    case = ROOT / "cases" / "poisson_sine.toml"
+    argv = ["solve", str(case), "--set", "mesh.n=16", "--set", "element=Q1", "--out", str(out)]
+    assert main(argv) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["element"] == "Q1" and report["cells"] == 256
+    vtu = meshio.read(out / "solution.vtu")
+    for name in ("u", "nu", "f"):
+        assert name in vtu.point_data
+    # the VTU holds the solution: at the centre node u ~ sin(pi/2)^2 = 1 (up to the Q1 error)
+    centre = int(((vtu.points[:, :2] - 0.5) ** 2).sum(1).argmin())
+    assert abs(vtu.point_data["u"][centre] - 1.0) < 0.01
+    assert (out / "solution.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_convergence_command_writes_json_and_png(tmp_path, capsys):
+    out = tmp_path / "conv"
+    case = ROOT / "cases" / "variable_nu_p2.toml"
+    assert main(["convergence", str(case), "--set", "mesh.n=4", "--levels", "2",
+                 "--out", str(out)]) == 0
+    study = json.loads((out / "convergence.json").read_text())
+    assert len(study["levels"]) == 3
+    assert {"h", "dofs", "l2_error", "h1_error"} <= set(study["levels"][0])
+    assert study["l2_rate"] == pytest.approx(3.0, abs=0.15)
+    assert study["h1_rate"] == pytest.approx(2.0, abs=0.15)
+    assert (out / "convergence.png").stat().st_size > 0
+
+
+def test_convergence_needs_exact_solution(tmp_path, capsys):
+    case = write_case(tmp_path, "element = 'Q1'\n[mesh]\nn = 2\n[boundary.left]\ndirichlet = 0\n")
+    assert main(["convergence", str(case)]) == 2
+    assert "needs an exact solution" in capsys.readouterr().err
+
+
+def test_bad_set_and_listing(tmp_path, capsys):
+    case = ROOT / "cases" / "poisson_sine.toml"
+    assert main(["solve", str(case), "--set", "mesh.n"]) == 2
+    assert "--set takes key=value" in capsys.readouterr().err
+    assert main(["cases"]) == 0
+    listing = capsys.readouterr().out
+    assert "poisson_sine.toml" in listing and "Table 5" in listing
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0
+    assert "dfem 0.1.0" in capsys.readouterr().out

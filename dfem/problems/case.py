@@ -3,13 +3,11 @@
 A minimal case::
 
     name = "table5-q2"
+    element = "Q2"     # P1-P3 on triangles, Q1-Q3 on quads
 
     [mesh]
-    nx = 64            # a rectangle of nx x ny cells (or: file = "domain.msh")
+    n = 64             # a rectangle of n x n cells (or nx, ny; or: file = "domain.msh")
     cell = "quad"      # "quad" or "tri"
-
-    [element]
-    name = "Q2"        # P1-P3 on triangles, Q1-Q3 on quads
 
     [problem]
     nu = 1.0
@@ -48,9 +46,8 @@ from dfem.problems.poisson import Poisson
 from dfem.validation.errors import errors
 
 _KNOWN = {
-    "": {"name", "mesh", "element", "problem", "boundary", "exact", "solver"},
-    "mesh": {"nx", "ny", "cell", "x", "y", "file", "diagonal"},
-    "element": {"name"},
+    "": {"name", "description", "mesh", "element", "problem", "boundary", "exact", "solver"},
+    "mesh": {"n", "nx", "ny", "cell", "x", "y", "file", "diagonal"},
     "problem": {"nu", "c", "f"},
     "exact": {"u"},
     "solver": {"method", "rtol", "maxiter"},
@@ -67,7 +64,7 @@ class Case:
     overrides: list = field(default_factory=list)
 
     @classmethod
-    def load(cls, path) -> Case:
+    def load(cls, path, overrides=()) -> Case:
         path = Path(path)
         if not path.is_file():
             raise DfemError(f"case file {str(path)!r} does not exist.")
@@ -76,10 +73,14 @@ class Case:
                 data = tomllib.load(fh)
         except tomllib.TOMLDecodeError as exc:
             raise DfemError(f"case file {str(path)!r} is not valid TOML: {exc}.") from exc
-        return cls.from_dict(data, path)
+        return cls.from_dict(data, path, overrides)
 
     @classmethod
-    def from_dict(cls, data: dict, path=None) -> Case:
+    def from_dict(cls, data: dict, path=None, overrides=()) -> Case:
+        """A case from a parsed TOML table, after applying ``overrides`` ("key.path=value")."""
+        data = apply_overrides(data, overrides)
+        if not isinstance(data.get("element", ""), str):
+            raise DfemError("element must be a string such as \"Q2\" or \"P1\".")
         for section, keys in _KNOWN.items():
             table = data if section == "" else data.get(section, {})
             if not isinstance(table, dict):
@@ -107,7 +108,7 @@ class Case:
             if not file.is_absolute() and self.path is not None:
                 file = self.path.parent / file
             return read_mesh(file)
-        nx = spec.get("nx", 16)
+        nx = spec.get("nx", spec.get("n", 16))
         return rectangle(
             nx,
             spec.get("ny", nx),
@@ -119,8 +120,7 @@ class Case:
 
     def problem(self, mesh=None) -> Poisson:
         mesh = self.mesh() if mesh is None else mesh
-        default = "Q1" if mesh.cell_type == "quad" else "P1"
-        space = FunctionSpace(mesh, self.data.get("element", {}).get("name", default))
+        space = FunctionSpace(mesh, self.data.get("element", _default(mesh)))
         spec = self.data.get("problem", {})
         kwargs = {k: coefficient(spec[k], k) for k in ("nu", "c", "f") if k in spec}
         dirichlet, neumann, robin = {}, {}, {}
@@ -157,10 +157,11 @@ class Case:
         t0 = time.perf_counter()
         problem = self.problem()
         setup_s = time.perf_counter() - t0
-        solver = self.data.get("solver", {})
-        method = method or solver.get("method", "direct")
-        options = {k: solver[k] for k in ("rtol", "maxiter") if k in solver}
-        u = problem.solve(method=method, **options)
+        options = self.solver_options()
+        if method:
+            options["method"] = method
+        method = options["method"]
+        u = problem.solve(**options)
         space = problem.space
         exact = self.exact()
         err = errors(space, u, exact) if exact is not None else {}
@@ -178,14 +179,101 @@ class Case:
             "h1_error": err.get("h1"),
         }
         if out is not None:
+            self.write_outputs(out, problem, u, report)
+        return report
+
+    def write_outputs(self, out, problem, u, report) -> None:
+        """``report.json``, ``solution.vtu`` (u, nu and f at the vertices) and ``solution.png``."""
+        from dfem.mesh import write_mesh
+        from dfem.plots import plot_solution
+
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        space = problem.space
+        point_data = {"u": u.detach()[: space.mesh.n_nodes]}
+        for name in ("nu", "f"):
+            value = getattr(problem, name)
+            if value is not None:
+                point_data[name] = _at_vertices(value, space.mesh)
+        write_mesh(out / "solution.vtu", space.mesh, point_data=point_data)
+        title = f"{self.name}: u ({space.element.name})"
+        plot_solution(space, u, out / "solution.png", title=title)
+        write_json_atomic(out / "report.json", report)
+
+    def convergence(self, levels: int, out=None) -> dict:
+        """Errors on the case's mesh refined 0..levels times, and the fitted rates.
+
+        Writes ``convergence.json`` and ``convergence.png`` under ``out``.
+        """
+        from dfem.mesh import refine
+        from dfem.validation.errors import convergence_study
+
+        exact = self.exact()
+        if exact is None:
+            raise DfemError("a convergence study needs an exact solution: add [exact] u = \"...\".")
+        if int(levels) != levels or levels < 1:
+            raise DfemError(f"--levels must be a positive integer, got {levels!r}.")
+        base = self.mesh()
+
+        def solve(level):
+            problem = self.problem(refine(base, level) if level else base)
+            return problem.space, problem.solve(**self.solver_options())
+
+        study = convergence_study(solve, exact, range(int(levels) + 1))
+        study["case"] = self.name
+        element = FunctionSpace(base, self.data.get("element", _default(base))).element
+        study["element"] = element.name
+        if out is not None:
+            from dfem.plots import plot_convergence
+
             out = Path(out)
             out.mkdir(parents=True, exist_ok=True)
-            write_json_atomic(out / "report.json", report)
-            from dfem.mesh import write_mesh
+            plot_convergence(study, out / "convergence.png", element.degree,
+                             title=f"{self.name} ({element.name})")
+            write_json_atomic(out / "convergence.json", study)
+        return study
 
-            vertex_values = u.detach()[: space.mesh.n_nodes]
-            write_mesh(out / "solution.vtu", space.mesh, point_data={"u": vertex_values})
-        return report
+    def solver_options(self) -> dict:
+        solver = self.data.get("solver", {})
+        options = {k: solver[k] for k in ("rtol", "maxiter") if k in solver}
+        return {"method": solver.get("method", "direct"), **options}
+
+
+def _default(mesh) -> str:
+    return "Q1" if mesh.cell_type == "quad" else "P1"
+
+
+def _at_vertices(value, mesh):
+    import torch
+
+    x = mesh.nodes.detach()
+    if callable(value) and not torch.is_tensor(value):
+        return value(x)
+    v = torch.as_tensor(value, dtype=x.dtype)
+    return v.expand(mesh.n_nodes) if v.ndim == 0 else v[: mesh.n_nodes]
+
+
+def apply_overrides(data: dict, overrides) -> dict:
+    """Apply ``key.path=value`` overrides (values parsed as TOML, else kept as text)."""
+    import copy
+
+    data = copy.deepcopy(data)
+    for item in overrides:
+        if "=" not in item:
+            raise DfemError(f"--set takes key=value (e.g. mesh.n=128), got {item!r}.")
+        key, text = item.split("=", 1)
+        try:
+            value = tomllib.loads(f"v = {text}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = text
+        *parents, leaf = key.strip().split(".")
+        table = data
+        for part in parents:
+            table = table.setdefault(part, {})
+            if not isinstance(table, dict):
+                raise DfemError(f"--set {key}: {part!r} is not a table in the case file.")
+        table[leaf] = value
+    return data
 
 
 def write_json_atomic(path, data) -> None:
