@@ -5,6 +5,8 @@
   ``DIR/solution.png``.
 - ``dfem convergence CASE.toml --levels N [--out DIR]`` refines the case's mesh N times and
   writes ``DIR/convergence.json`` and ``DIR/convergence.png``.
+- ``dfem validate [--quick]`` checks every shipped case with an exact solution (rates, errors)
+  and exits with status 1 if any falls short.
 - ``dfem cases`` lists the shipped cases; ``dfem --version``.
 
 Errors a user can cause are printed without a traceback, with exit status 2.
@@ -57,6 +59,17 @@ def _convergence(args) -> int:
     return 0
 
 
+def _validate(args) -> int:
+    from dfem.validation.shipped import RATE_TOLERANCE, format_table, validate
+
+    rows = validate(CASES, quick=args.quick)
+    print(format_table(rows))
+    failed = [r["case"] for r in rows if not r["ok"]]
+    print(f"rates must lie within {RATE_TOLERANCE} of the expected (p+1, p); "
+          f"{len(rows) - len(failed)}/{len(rows)} cases pass")
+    return 1 if failed else 0
+
+
 def _cases(args) -> int:
     for path in sorted(CASES.glob("*.toml")):
         with open(path, "rb") as fh:
@@ -87,6 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
     for command in (solve, conv):
         command.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                              help="override a case value, e.g. --set mesh.n=64 --set element=Q2")
+
+    check = sub.add_parser("validate", help="check every shipped case against its exact solution")
+    check.add_argument("--quick", action="store_true",
+                       help="coarser studies, no full-resolution solves (under a minute)")
+    check.set_defaults(run=_validate)
 
     cases = sub.add_parser("cases", help="list the shipped cases")
     cases.set_defaults(run=_cases)

@@ -82,12 +82,12 @@ def test_refined_case_error_drops_at_p_plus_one(tmp_path):
         ("[boundary.left]\ndirichlet = 0\nneumann = 1\n", "exactly one of"),
         ("[boundary.left]\nrobin = 1\n", "must be \\[alpha, g\\]"),
         ("element = 'Q7'\n", "unknown element"),
-    ("[element]\nname = 'Q2'\n", "element must be a string"),
+        ("[element]\nname = 'Q2'\n", "element must be a string"),
         ("this is not toml", "not valid TOML.*line 1"),
-    ("[mesh]\nfile = 'nope.msh'\n", "mesh file .*nope.msh does not exist"),
-    ("[problem]\nnu = '1 - 2*x'\n[boundary.left]\ndirichlet = 0\n", "nu must be positive"),
-    ("[problem]\nf = '__import__(\"os\")'\n", "not allowed"),
-    ("[problem]\nf = 'x.real'\n", "Attribute"),
+        ("[mesh]\nfile = 'nope.msh'\n", "mesh file .*nope.msh does not exist"),
+        ("[problem]\nnu = '1 - 2*x'\n[boundary.left]\ndirichlet = 0\n", "nu must be positive"),
+        ("[problem]\nf = '__import__(\"os\")'\n", "not allowed"),
+        ("[problem]\nf = 'x.real'\n", "Attribute"),
     ],
 )
 def test_bad_case_files_exit_2_with_message(tmp_path, capsys, text, fragment):
@@ -131,8 +131,10 @@ def test_set_overrides_vtu_and_png(tmp_path, capsys):
 def test_convergence_command_writes_json_and_png(tmp_path, capsys):
     out = tmp_path / "conv"
     case = ROOT / "cases" / "variable_nu_p2.toml"
-    assert main(["convergence", str(case), "--set", "mesh.n=4", "--levels", "2",
-                 "--out", str(out)]) == 0
+    assert (
+        main(["convergence", str(case), "--set", "mesh.n=4", "--levels", "2", "--out", str(out)])
+        == 0
+    )
     study = json.loads((out / "convergence.json").read_text())
     assert len(study["levels"]) == 3
     assert {"h", "dofs", "l2_error", "h1_error"} <= set(study["levels"][0])
@@ -158,3 +160,22 @@ def test_bad_set_and_listing(tmp_path, capsys):
         main(["--version"])
     assert stop.value.code == 0
     assert "dfem 0.1.0" in capsys.readouterr().out
+
+
+def test_validate_quick_passes(capsys):
+    assert main(["validate", "--quick"]) == 0
+    out = capsys.readouterr().out
+    assert "FAIL" not in out and "cases pass" in out
+
+
+def test_validate_fails_on_a_wrong_exact_solution(tmp_path):
+    from dfem.validation.shipped import format_table, validate
+
+    text = (ROOT / "cases" / "robin.toml").read_text()
+    # an exact solution that is not the solution: the errors stop converging
+    (tmp_path / "wrong.toml").write_text(
+        text.replace('u = "exp(x)*cos(y)"', 'u = "exp(x)*cos(y) + 0.01*x"')
+    )
+    rows = validate(tmp_path, quick=True)
+    assert len(rows) == 1 and not rows[0]["ok"]
+    assert "FAIL" in format_table(rows)

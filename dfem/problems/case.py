@@ -42,14 +42,15 @@ from dfem.basis.space import FunctionSpace
 from dfem.errors import DfemError
 from dfem.mesh.structured import rectangle
 from dfem.problems.expressions import coefficient
+from dfem.problems.nonlinear import NonlinearPoisson
 from dfem.problems.poisson import Poisson
 from dfem.validation.errors import errors
 
 _KNOWN = {
     "": {"name", "description", "mesh", "element", "problem", "boundary", "exact", "solver"},
     "mesh": {"n", "nx", "ny", "cell", "x", "y", "file", "diagonal"},
-    "problem": {"nu", "c", "f"},
-    "exact": {"u"},
+    "problem": {"nu", "c", "f", "nonlinear", "reaction"},
+    "exact": {"u", "l2_error_max"},
     "solver": {"method", "rtol", "maxiter"},
 }
 
@@ -122,7 +123,14 @@ class Case:
         mesh = self.mesh() if mesh is None else mesh
         space = FunctionSpace(mesh, self.data.get("element", _default(mesh)))
         spec = self.data.get("problem", {})
-        kwargs = {k: coefficient(spec[k], k) for k in ("nu", "c", "f") if k in spec}
+        nonlinear = spec.get("nonlinear", False)
+        if not isinstance(nonlinear, bool):
+            raise DfemError(f"problem.nonlinear must be true or false, got {nonlinear!r}.")
+        in_u = ("x", "y", "u") if nonlinear else ("x", "y")
+        kwargs = {k: coefficient(spec[k], f"problem.{k}", in_u if k == "nu" else ("x", "y"))
+                  for k in ("nu", "c", "f") if k in spec}
+        if "reaction" in spec and not nonlinear:
+            raise DfemError("problem.reaction s(u) needs problem.nonlinear = true.")
         dirichlet, neumann, robin = {}, {}, {}
         for tag, conditions in self.data.get("boundary", {}).items():
             if not isinstance(conditions, dict) or len(conditions) != 1:
@@ -141,6 +149,20 @@ class Case:
                 robin[tag] = (coefficient(value[0], label), coefficient(value[1], label))
             else:
                 raise DfemError(f"[boundary.{tag}] has {kind!r}; use dirichlet, neumann or robin.")
+        if nonlinear:
+            if robin or "c" in kwargs:
+                raise DfemError(
+                    "nonlinear cases take nu(u), reaction s(u), f, Dirichlet and Neumann "
+                    "conditions; write a linear reaction into problem.reaction and drop robin."
+                )
+            reaction = spec.get("reaction")
+            return NonlinearPoisson(
+                # expressions are called as fn(u, x), the form NonlinearPoisson takes
+                space, nu=kwargs.get("nu", 1.0), f=kwargs.get("f"),
+                reaction=None if reaction is None else coefficient(
+                    reaction, "problem.reaction", ("x", "y", "u")),
+                dirichlet=dirichlet, neumann=neumann,
+            )
         return Poisson(space, dirichlet=dirichlet, neumann=neumann, robin=robin, **kwargs)
 
     def exact(self):
@@ -161,7 +183,9 @@ class Case:
         if method:
             options["method"] = method
         method = options["method"]
+        t1 = time.perf_counter()
         u = problem.solve(**options)
+        solve_s = time.perf_counter() - t1
         space = problem.space
         exact = self.exact()
         err = errors(space, u, exact) if exact is not None else {}
@@ -173,11 +197,13 @@ class Case:
             "dofs": space.n_dofs,
             "solver": method,
             "setup_s": setup_s,
-            "assemble_s": problem.last_solve["assemble_s"],
-            "solve_s": problem.last_solve["solve_s"],
+            "assemble_s": problem.last_solve.get("assemble_s"),
+            "solve_s": problem.last_solve.get("solve_s", solve_s),
             "l2_error": err.get("l2"),
             "h1_error": err.get("h1"),
         }
+        if "newton" in problem.last_solve:
+            report["newton_iterations"] = problem.last_solve["newton"].iterations
         if out is not None:
             self.write_outputs(out, problem, u, report)
         return report

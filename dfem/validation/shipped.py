@@ -1,0 +1,83 @@
+"""``dfem validate``: every shipped case with an exact solution, against its expected figures.
+
+For each case: a convergence study (the case's mesh, coarsened to 4 cells per side for
+rectangles, refined ``levels`` times) whose fitted L2 and H1-seminorm rates must lie within
+``RATE_TOLERANCE`` of p + 1 and p; and, unless ``quick``, a solve at the case's own
+resolution whose L2 error must not exceed ``[exact] l2_error_max`` when the case gives one.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from dfem.problems.case import Case
+
+RATE_TOLERANCE = 0.15
+
+
+def _progress(items, description: str):
+    """tqdm on a terminal (when installed), plain lines otherwise."""
+    items = list(items)
+    if sys.stderr.isatty():
+        try:
+            from tqdm import tqdm
+
+            return tqdm(items, desc=description, unit="case", file=sys.stderr)
+        except ImportError:
+            pass
+
+    def plain():
+        for k, item in enumerate(items, 1):
+            print(f"{description}: {k}/{len(items)} {getattr(item, 'name', item)}",
+                  file=sys.stderr, flush=True)
+            yield item
+
+    return plain()
+
+
+def validate_case(path: Path, quick: bool = False) -> dict:
+    """Rates (and, unless quick, the error at the case's resolution) of one case."""
+    case = Case.load(path)
+    coarse = [] if "file" in case.data.get("mesh", {}) else ["mesh.n=4"]
+    study = Case.load(path, overrides=coarse).convergence(2 if quick else 3)
+    degree = int(study["element"][1])
+    row = {
+        "case": path.name,
+        "element": study["element"],
+        "l2_rate": study["l2_rate"],
+        "l2_rate_expected": degree + 1,
+        "h1_rate": study["h1_rate"],
+        "h1_rate_expected": degree,
+        "l2_error": None,
+        "l2_error_max": case.data["exact"].get("l2_error_max"),
+    }
+    ok = (abs(row["l2_rate"] - (degree + 1)) <= RATE_TOLERANCE
+          and abs(row["h1_rate"] - degree) <= RATE_TOLERANCE)
+    if not quick:
+        row["l2_error"] = case.solve()["l2_error"]
+        if row["l2_error_max"] is not None:
+            ok = ok and row["l2_error"] <= row["l2_error_max"]
+    row["ok"] = ok
+    return row
+
+
+def validate(folder: Path, quick: bool = False) -> list[dict]:
+    """:func:`validate_case` for every ``*.toml`` in ``folder`` that has ``[exact] u``."""
+    paths = [p for p in sorted(Path(folder).glob("*.toml"))
+             if "u" in Case.load(p).data.get("exact", {})]
+    return [validate_case(p, quick) for p in _progress(paths, "validate")]
+
+
+def format_table(rows: list[dict]) -> str:
+    lines = [f"{'case':<22} {'elem':<4} {'L2 rate':>13} {'H1 rate':>13} "
+             f"{'L2 error':>10} {'max':>8}  result"]
+    for r in rows:
+        err = "-" if r["l2_error"] is None else f"{r['l2_error']:.2e}"
+        top = "-" if r["l2_error_max"] is None else f"{r['l2_error_max']:.0e}"
+        lines.append(
+            f"{r['case']:<22} {r['element']:<4} {r['l2_rate']:>6.2f} ({r['l2_rate_expected']})"
+            f"{'':>2} {r['h1_rate']:>6.2f} ({r['h1_rate_expected']}){'':>2} {err:>10} "
+            f"{top:>8}  {'ok' if r['ok'] else 'FAIL'}"
+        )
+    return "\n".join(lines)
