@@ -51,7 +51,20 @@ def _as_tensor(value, like: torch.Tensor) -> torch.Tensor:
     return torch.as_tensor(value, dtype=like.dtype, device=like.device)
 
 
-def evaluate(
+def evaluate(value, *, name: str, **kwargs) -> torch.Tensor | None:
+    """:func:`_evaluate`, then a check that every value is finite (an ``inf`` from
+    ``1/x`` at ``x = 0`` would otherwise surface later as a 'singular matrix')."""
+    result = _evaluate(value, name=name, **kwargs)
+    if result is not None and not bool(torch.isfinite(result.detach()).all()):
+        bad = int((~torch.isfinite(result.detach())).sum())
+        raise DfemError(
+            f"{name} is not finite (inf or NaN) at {bad} quadrature point(s); check for a "
+            "division by zero or an overflow in its expression or values."
+        )
+    return result
+
+
+def _evaluate(
     value,
     *,
     name: str,

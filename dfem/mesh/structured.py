@@ -44,11 +44,16 @@ def rectangle(
     """
     ny = nx if ny is None else ny
     for name, n in (("nx", nx), ("ny", ny)):
-        if int(n) != n or n < 1:
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise MeshError(f"{name} must be a positive integer, got {n!r}.")
     nx, ny = int(nx), int(ny)
-    if not (x[1] > x[0] and y[1] > y[0]):
-        raise MeshError(f"the rectangle needs x0 < x1 and y0 < y1, got x={x}, y={y}.")
+    for name, side in (("x", x), ("y", y)):
+        ok = isinstance(side, (tuple, list)) and len(side) == 2 and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and abs(v) < 1e300
+            for v in side
+        )
+        if not ok or not side[1] > side[0]:
+            raise MeshError(f"{name} must be a pair of finite numbers lo < hi, got {side!r}.")
     if cell not in ("quad", "tri"):
         raise MeshError(f"cell must be 'quad' or 'tri', got {cell!r}.")
 

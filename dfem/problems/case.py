@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import tomllib
+import torch
 
 from dfem.basis.space import FunctionSpace
 from dfem.errors import DfemError
@@ -74,14 +75,14 @@ class Case:
                 data = tomllib.load(fh)
         except tomllib.TOMLDecodeError as exc:
             raise DfemError(f"case file {str(path)!r} is not valid TOML: {exc}.") from exc
+        except UnicodeDecodeError as exc:
+            raise DfemError(f"case file {str(path)!r} is not UTF-8 text: {exc}.") from exc
         return cls.from_dict(data, path, overrides)
 
     @classmethod
     def from_dict(cls, data: dict, path=None, overrides=()) -> Case:
         """A case from a parsed TOML table, after applying ``overrides`` ("key.path=value")."""
         data = apply_overrides(data, overrides)
-        if not isinstance(data.get("element", ""), str):
-            raise DfemError("element must be a string such as \"Q2\" or \"P1\".")
         for section, keys in _KNOWN.items():
             table = data if section == "" else data.get(section, {})
             if not isinstance(table, dict):
@@ -93,6 +94,7 @@ class Case:
                     f"unknown key(s) {', '.join(sorted(unknown))} in {where} of the case file; "
                     f"known keys: {', '.join(sorted(keys))}."
                 )
+        _check_types(data)
         return cls(
             data=data,
             path=Path(path) if path else None,
@@ -167,7 +169,12 @@ class Case:
 
     def exact(self):
         text = self.data.get("exact", {}).get("u")
-        return None if text is None else coefficient(text, "exact.u")
+        if text is None:
+            return None
+        value = coefficient(text, "exact.u")
+        if isinstance(value, float):  # a constant solution, as a function of x
+            return lambda x: torch.full(x.shape[:-1], value, dtype=x.dtype, device=x.device)
+        return value
 
     # ------------------------------------------------------------------ run
     def solve(self, out=None, method: str | None = None) -> dict:
@@ -265,13 +272,62 @@ class Case:
         return {"method": solver.get("method", "direct"), **options}
 
 
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and abs(v) < 1e300
+
+
+def _positive_int(v) -> bool:
+    return _is_int(v) and 0 < v < 2**31
+
+
+def _pair(v) -> bool:
+    return isinstance(v, list) and len(v) == 2 and all(map(_is_number, v))
+
+
+#: The type each scalar key must have: (check, what to say when it fails).
+_TYPES = {
+    ("", "name"): (lambda v: isinstance(v, str), "a string"),
+    ("", "description"): (lambda v: isinstance(v, str), "a string"),
+    ("", "element"): (lambda v: isinstance(v, str), 'a string such as "Q2" or "P1"'),
+    ("mesh", "n"): (_positive_int, "a positive integer"),
+    ("mesh", "nx"): (_positive_int, "a positive integer"),
+    ("mesh", "ny"): (_positive_int, "a positive integer"),
+    ("mesh", "cell"): (lambda v: v in ("quad", "tri"), '"quad" or "tri"'),
+    ("mesh", "diagonal"): (
+        lambda v: v in ("right", "left", "alternate"),
+        '"right", "left" or "alternate"',
+    ),
+    ("mesh", "file"): (lambda v: isinstance(v, str), "a path (string)"),
+    ("mesh", "x"): (_pair, "a pair of numbers [lo, hi]"),
+    ("mesh", "y"): (_pair, "a pair of numbers [lo, hi]"),
+    ("exact", "l2_error_max"): (lambda v: _is_number(v) and v > 0, "a positive number"),
+    ("solver", "method"): (lambda v: v in ("direct", "cg", "amg"), '"direct", "cg" or "amg"'),
+    ("solver", "rtol"): (lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)"),
+    ("solver", "maxiter"): (_positive_int, "a positive integer"),
+}
+
+
+def _check_types(data: dict) -> None:
+    """Raise :class:`DfemError` naming the first key whose value has the wrong type."""
+    for (section, key), (check, what) in _TYPES.items():
+        table = data if section == "" else data.get(section, {})
+        if key in table and not check(table[key]):
+            where = f"{section}.{key}" if section else key
+            raise DfemError(f"{where} must be {what}, got {table[key]!r}.")
+    boundary = data.get("boundary", {})
+    if not isinstance(boundary, dict) or not all(isinstance(v, dict) for v in boundary.values()):
+        raise DfemError("[boundary] must hold tables [boundary.TAG] with one condition each.")
+
+
 def _default(mesh) -> str:
     return "Q1" if mesh.cell_type == "quad" else "P1"
 
 
 def _at_vertices(value, mesh):
-    import torch
-
     x = mesh.nodes.detach()
     if callable(value) and not torch.is_tensor(value):
         return value(x)

@@ -44,6 +44,7 @@ _BINARY = {
     ast.Pow: operator.pow,
 }
 _UNARY = {ast.UAdd: operator.pos, ast.USub: operator.neg}
+MAX_LENGTH = 10_000
 
 
 class Expression:
@@ -60,11 +61,16 @@ class Expression:
     def __init__(self, text: str, variables: tuple[str, ...] = ("x", "y")):
         self.text = str(text)
         self.variables = variables
+        if len(self.text) > MAX_LENGTH:
+            raise DfemError(f"expression is {len(self.text)} characters long; the limit is "
+                            f"{MAX_LENGTH}.")
         try:
             tree = ast.parse(self.text, mode="eval")
+            self._check(tree.body)
         except SyntaxError as exc:
             raise DfemError(f"cannot parse expression {self.text!r}: {exc.msg}.") from exc
-        self._check(tree.body)
+        except (RecursionError, MemoryError) as exc:
+            raise DfemError(f"expression {self.text[:40]!r}... is nested too deeply.") from exc
         self._tree = tree.body
         self.uses_u = any(isinstance(n, ast.Name) and n.id == "u" for n in ast.walk(tree))
 
@@ -72,6 +78,8 @@ class Expression:
         if isinstance(node, ast.Constant):
             if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
                 self._reject(f"the constant {node.value!r}")
+            if isinstance(node.value, int) and abs(node.value) > 2**1023:
+                self._reject("a number too large for float64")
         elif isinstance(node, ast.Name):
             if node.id not in self.variables and node.id not in CONSTANTS:
                 allowed = ", ".join([*self.variables, *CONSTANTS])
@@ -107,16 +115,22 @@ class Expression:
             (x,), u = args, None
         else:
             u, x = args
-        env = {"x": x[..., 0], "y": x[..., 1], "u": u}
-        value = self._eval(self._tree, env)
-        return torch.as_tensor(value, dtype=x.dtype, device=x.device).expand(x.shape[:-1])
+        env = {"x": x[..., 0], "y": x[..., 1], "u": u, "like": x}
+        try:
+            value = self._eval(self._tree, env)
+        except RecursionError as exc:
+            raise DfemError(f"expression {self.text[:40]!r}... is nested too deeply.") from exc
+        return value.to(dtype=x.dtype).expand(x.shape[:-1])
 
     def _eval(self, node, env):
+        # constants are tensors too, so 1/0 or 2**10000 give inf (caught as a non-finite
+        # coefficient) instead of raising from Python float arithmetic
+        like = env["like"]
         if isinstance(node, ast.Constant):
-            return float(node.value)
+            return torch.tensor(float(node.value), dtype=like.dtype, device=like.device)
         if isinstance(node, ast.Name):
             if node.id in CONSTANTS:
-                return CONSTANTS[node.id]
+                return torch.tensor(CONSTANTS[node.id], dtype=like.dtype, device=like.device)
             if env[node.id] is None:
                 raise DfemError(
                     f"expression {self.text!r} uses u, which is only allowed for nu(u)."
@@ -126,17 +140,16 @@ class Expression:
             return _BINARY[type(node.op)](self._eval(node.left, env), self._eval(node.right, env))
         if isinstance(node, ast.UnaryOp):
             return _UNARY[type(node.op)](self._eval(node.operand, env))
-        arg = self._eval(node.args[0], env)
-        return FUNCTIONS[node.func.id](
-            torch.as_tensor(arg, dtype=torch.float64) if not torch.is_tensor(arg) else arg
-        )
+        return FUNCTIONS[node.func.id](self._eval(node.args[0], env))
 
 
 def coefficient(value, name: str, variables: tuple[str, ...] = ("x", "y")):
-    """A case-file value as a coefficient: a number, or an :class:`Expression` for a string."""
+    """A case-file value as a coefficient: a finite number, or an :class:`Expression`."""
     if isinstance(value, bool):
         raise DfemError(f"{name} must be a number or an expression, got {value!r}.")
     if isinstance(value, (int, float)):
+        if not (isinstance(value, float) or abs(value) <= 2**1023) or not math.isfinite(value):
+            raise DfemError(f"{name} must be a finite number, got {value!r}.")
         return float(value)
     if isinstance(value, str):
         return Expression(value, variables)

@@ -86,6 +86,8 @@ class Poisson:
             v = torch.as_tensor(value(space.dof_coordinates[dofs]), **like)
         else:
             v = torch.as_tensor(value, **like) if not torch.is_tensor(value) else value.to(**like)
+        if not bool(torch.isfinite(v.detach()).all()):
+            raise DfemError(f"the Dirichlet values for {tag!r} are not all finite (inf or NaN).")
         if v.ndim == 0:
             return v.expand(len(dofs))
         if v.shape == (len(dofs),):

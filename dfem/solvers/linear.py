@@ -241,6 +241,13 @@ def factorize(
     """
     if method == "direct":
         return _DirectFactor(pattern, values, symmetric)
+    if isinstance(rtol, bool) or not isinstance(rtol, (int, float)) or not 0 <= rtol < 1:
+        raise DfemError(f"rtol must be a number in [0, 1), got {rtol!r}.")
+    if isinstance(atol, bool) or not isinstance(atol, (int, float)) or not atol >= 0:
+        raise DfemError(f"atol must be a non-negative number, got {atol!r}.")
+    if maxiter is not None and (isinstance(maxiter, bool) or not isinstance(maxiter, int)
+                                or maxiter < 1):
+        raise DfemError(f"maxiter must be a positive integer, got {maxiter!r}.")
     if not symmetric:
         raise DfemError(f"method={method!r} needs a symmetric matrix; use method='direct'.")
     if method == "cg":

@@ -65,3 +65,18 @@ def test_coefficient_conversion():
         coefficient(True, "nu")
     with pytest.raises(DfemError, match="number or an expression string"):
         coefficient([1, 2], "nu")
+
+
+@pytest.mark.parametrize("text", ["1/0", "0**-1", "2**10000", "(-1)**0.5", "sin(1e308*10)"])
+def test_constant_overflow_gives_nonfinite_values_not_exceptions(text):
+    x = torch.zeros(3, 2, dtype=torch.float64)
+    assert not torch.isfinite(Expression(text)(x)).all()
+
+
+def test_too_deep_or_too_long_expressions():
+    with pytest.raises(DfemError, match="nested too deeply|limit"):
+        Expression("-" * 5000 + "x")
+    with pytest.raises(DfemError, match="too large"):
+        Expression("1" + "0" * 400)
+    with pytest.raises(DfemError, match="finite"):
+        coefficient(10**400, "nu")

@@ -104,3 +104,14 @@ def test_gpu_style_dtype_device_agnostic_float32():
         dirichlet={"boundary": 0.0},
     ).solve()
     torch.testing.assert_close(u.double(), ref, atol=1e-5, rtol=0)
+
+
+def test_nonfinite_coefficients_are_named():
+    space = dfem.FunctionSpace(dfem.mesh.rectangle(4, 4, "quad"), "Q1")
+    with pytest.raises(DfemError, match="f is not finite"):
+        dfem.Poisson(space, f=lambda x: 1 / x[..., 0] * 0 + float("inf"),
+                     dirichlet={"left": 0.0}).solve()
+    with pytest.raises(DfemError, match="Dirichlet values for 'left' are not all finite"):
+        dfem.Poisson(space, dirichlet={"left": float("nan")}).solve()
+    with pytest.raises(DfemError, match="rtol must be"):
+        dfem.Poisson(space, f=1.0, dirichlet={"left": 0.0}).solve(method="amg", rtol=-1.0)
