@@ -53,7 +53,9 @@ def rectangle(
             for v in side
         )
         if not ok or not side[1] > side[0]:
-            raise MeshError(f"{name} must be a pair of finite numbers lo < hi, got {side!r}.")
+            raise MeshError(
+                f"{name} must be a pair of finite numbers with {name}0 < {name}1, got {side!r}."
+            )
     if cell not in ("quad", "tri"):
         raise MeshError(f"cell must be 'quad' or 'tri', got {cell!r}.")
 
