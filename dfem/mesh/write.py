@@ -122,11 +122,7 @@ def _to_meshio(mesh: Mesh, point_data, cell_data, cell_tags, gmsh: bool):
 
     data = {}
     for name, value in (cell_data or {}).items():
-        value = _numpy(value)
-        if len(value) != mesh.n_cells:
-            raise DfemError(
-                f"cell_data {name!r} has {len(value)} rows, the mesh has {mesh.n_cells} cells."
-            )
+        value = _rows(value, f"cell_data {name!r}", mesh.n_cells, "cells")
         data[name] = [value] + [_filler(value, len(b)) for b in blocks[1:]]
     if gmsh:
         data["gmsh:physical"] = tag_arrays
@@ -136,14 +132,17 @@ def _to_meshio(mesh: Mesh, point_data, cell_data, cell_tags, gmsh: bool):
 
     nodal = {}
     for name, value in (point_data or {}).items():
-        value = _numpy(value)
-        if len(value) != mesh.n_nodes:
-            raise DfemError(
-                f"point_data {name!r} has {len(value)} rows, the mesh has {mesh.n_nodes} nodes."
-            )
-        nodal[name] = value
+        nodal[name] = _rows(value, f"point_data {name!r}", mesh.n_nodes, "nodes")
     raw = meshio.Mesh(points, blocks, point_data=nodal, cell_data=data, field_data=field_data)
     return raw, field_data
+
+
+def _rows(value, label: str, n: int, what: str) -> np.ndarray:
+    """``value`` as an array with one row per cell or node; a clear error otherwise."""
+    value = _numpy(value)
+    if len(value) != n:
+        raise DfemError(f"{label} has {len(value)} rows, the mesh has {n} {what}.")
+    return value
 
 
 def _filler(value: np.ndarray, n: int) -> np.ndarray:
