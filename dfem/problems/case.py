@@ -39,6 +39,7 @@ from pathlib import Path
 import tomllib
 import torch
 
+from dfem.basis.lagrange import element as lagrange_element
 from dfem.basis.space import FunctionSpace
 from dfem.errors import DfemError
 from dfem.mesh.structured import rectangle
@@ -254,7 +255,7 @@ class Case:
 
         study = convergence_study(solve, exact, range(int(levels) + 1))
         study["case"] = self.name
-        element = FunctionSpace(base, self.data.get("element", _default(base))).element
+        element = lagrange_element(self.data.get("element", _default(base)))
         study["element"] = element.name
         if out is not None:
             from dfem.plots import plot_convergence

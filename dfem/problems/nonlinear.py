@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from dfem.assembly.forms import _add_at, cell_coefficient, facet_coefficient
+from dfem.assembly.forms import _add_at, cell_coefficient, element_matrices, facet_coefficient
 from dfem.basis.space import FunctionSpace
 from dfem.errors import DfemError
 from dfem.problems.poisson import Poisson
@@ -94,7 +94,7 @@ class NonlinearPoisson(Poisson):
             R = _add_at(R, fg.dofs, -(gq * fg.weights) @ fg.values)
         if not jacobian:
             return R, None
-        Ke = torch.einsum("eq,eqai,eqbi->eab", nu * w, g.grads, g.grads)
+        Ke = element_matrices(space, nu=nu)  # nu at the points (or a constant): the fast path
         # nu'(u) phi_b grad u . grad phi_a: not symmetric in (a, b)
         Ke = Ke + torch.einsum(
             "eq,eqa,qb->eab", dnu * w, torch.einsum("eqi,eqai->eqa", grad_u, g.grads), g.values
