@@ -1,15 +1,16 @@
 """The ``dfem`` command line.
 
-- ``dfem solve CASE.toml [--out DIR] [--set key=value ...] [--method direct|cg|amg]`` solves a
-  case file, prints a summary and writes ``DIR/report.json``, ``DIR/solution.vtu`` and
-  ``DIR/solution.png``.
+- ``dfem solve CASE.toml [--out DIR] [--set key=value ...] [--method METHOD]`` solves a case
+  file (METHOD: direct, cg, amg or energy), prints a summary and writes ``DIR/report.json``,
+  ``DIR/solution.vtu`` and ``DIR/solution.png``.
 - ``dfem convergence CASE.toml --levels N [--out DIR]`` refines the case's mesh N times and
   writes ``DIR/convergence.json`` and ``DIR/convergence.png``.
 - ``dfem validate [--quick]`` checks every shipped case with an exact solution (rates, errors)
   and exits with status 1 if any falls short.
 - ``dfem cases`` lists the shipped cases; ``dfem --version``.
 
-Errors a user can cause are printed without a traceback, with exit status 2.
+Errors a user can cause are printed without a traceback, with exit status 2; an iterative
+solver that stops short of its tolerance is reported the same way, with exit status 1.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import tomllib
 
-from dfem.errors import DfemError
+from dfem.errors import ConvergenceError, DfemError
 
 CASES = Path(__file__).resolve().parents[1] / "cases"
 
@@ -47,7 +48,7 @@ def _convergence(args) -> int:
     from dfem.problems.case import Case
 
     case = Case.load(args.case, overrides=args.set)
-    study = case.convergence(args.levels, out=args.out)
+    study = case.convergence(args.levels, out=args.out, show_progress=True)
     print(f"{'level':>5} {'h':>9} {'dofs':>9} {'L2 error':>11} {'H1 error':>11}")
     for row in study["levels"]:
         print(f"{row['level']:>5} {row['h']:>9.4g} {row['dofs']:>9} "
@@ -88,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     solve = sub.add_parser("solve", help="solve a case file")
     solve.add_argument("case", help="the case file (TOML)")
     solve.add_argument("--out", help="folder for report.json, solution.vtu and solution.png")
-    solve.add_argument("--method", choices=["direct", "cg", "amg"], help="override the solver")
+    solve.add_argument("--method", choices=["direct", "cg", "amg", "energy"],
+                       help="override solver.method (energy-only options are then dropped)")
     solve.set_defaults(run=_solve)
 
     conv = sub.add_parser("convergence", help="h-refinement study of a case with an exact solution")
@@ -118,6 +120,9 @@ def main(argv=None) -> int:
     except DfemError as exc:
         print(f"dfem: error: {exc}", file=sys.stderr)
         return 2
+    except ConvergenceError as exc:
+        print(f"dfem: solver failed: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

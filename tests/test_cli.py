@@ -179,3 +179,22 @@ def test_validate_fails_on_a_wrong_exact_solution(tmp_path):
     rows = validate(tmp_path, quick=True)
     assert len(rows) == 1 and not rows[0]["ok"]
     assert "FAIL" in format_table(rows)
+
+
+@pytest.mark.parametrize(
+    "element,cell", [("P1", "tri"), ("P2", "tri"), ("P3", "tri"),
+                     ("Q1", "quad"), ("Q2", "quad"), ("Q3", "quad")],
+)
+def test_convergence_command_rate_for_each_element(element, cell, tmp_path, capsys):
+    """``dfem convergence`` on the shipped manufactured case: L2 rate p + 1 within 0.15."""
+    case = ROOT / "cases" / "variable_nu_p2.toml"
+    out = tmp_path / "conv"
+    args = ["convergence", str(case), "--set", f"element={element}", "--set",
+            f"mesh.cell={cell}", "--set", "mesh.n=4", "--levels", "2", "--out", str(out)]
+    assert main(args) == 0
+    study = json.loads((out / "convergence.json").read_text())
+    p = int(element[1])
+    assert study["element"] == element
+    assert study["l2_rate"] == pytest.approx(p + 1, abs=0.15)
+    assert study["h1_rate"] == pytest.approx(p, abs=0.15)
+    assert "refinement: 3/3" in capsys.readouterr().err  # progress lines off a terminal

@@ -21,7 +21,7 @@ A minimal case::
     u = "sin(pi*x)*sin(pi*y)"
 
     [solver]
-    method = "direct"    # direct, cg, amg
+    method = "direct"    # direct, cg, amg, or energy (with optimizer = "lbfgs" or "adam")
 
 Values are numbers or expressions in x, y (see :mod:`dfem.problems.expressions`).
 The full schema is documented in ``docs/cases.md``.
@@ -53,7 +53,7 @@ _KNOWN = {
     "mesh": {"n", "nx", "ny", "cell", "x", "y", "file", "diagonal"},
     "problem": {"nu", "c", "f", "nonlinear", "reaction"},
     "exact": {"u", "l2_error_max"},
-    "solver": {"method", "rtol", "maxiter"},
+    "solver": {"method", "rtol", "maxiter", "optimizer", "lr"},
 }
 
 
@@ -181,15 +181,15 @@ class Case:
     def solve(self, out=None, method: str | None = None) -> dict:
         """Solve the case; write ``report.json`` (and ``solution.vtu``) under ``out``.
 
-        Returns the report: case, element, degree, cells, dofs, solver, assemble_s,
-        solve_s, l2_error and h1_error (None without an exact solution).
+        ``method`` overrides solver.method (and drops the options of the case's
+        method that do not apply to it). Returns the report: case, element, degree,
+        cells, dofs, solver, assemble_s, solve_s, l2_error and h1_error (None without
+        an exact solution).
         """
         t0 = time.perf_counter()
         problem = self.problem()
         setup_s = time.perf_counter() - t0
-        options = self.solver_options()
-        if method:
-            options["method"] = method
+        options = self.solver_options(method)
         method = options["method"]
         t1 = time.perf_counter()
         u = problem.solve(**options)
@@ -212,6 +212,11 @@ class Case:
         }
         if "newton" in problem.last_solve:
             report["newton_iterations"] = problem.last_solve["newton"].iterations
+        if method == "energy":
+            info = problem.last_solve["info"]
+            report["optimizer"] = info.optimizer
+            report["energy_iterations"] = info.iterations
+            report["relative_residual"] = info.residuals[-1][1] if info.residuals else 0.0
         if out is not None:
             self.write_outputs(out, problem, u, report)
         return report
@@ -234,10 +239,11 @@ class Case:
         plot_solution(space, u, out / "solution.png", title=title)
         write_json_atomic(out / "report.json", report)
 
-    def convergence(self, levels: int, out=None) -> dict:
+    def convergence(self, levels: int, out=None, show_progress: bool = False) -> dict:
         """Errors on the case's mesh refined 0..levels times, and the fitted rates.
 
-        Writes ``convergence.json`` and ``convergence.png`` under ``out``.
+        Writes ``convergence.json`` and ``convergence.png`` under ``out``; reports each
+        level on stderr when ``show_progress``.
         """
         from dfem.mesh import refine
         from dfem.validation.errors import convergence_study
@@ -253,7 +259,12 @@ class Case:
             problem = self.problem(refine(base, level) if level else base)
             return problem.space, problem.solve(**self.solver_options())
 
-        study = convergence_study(solve, exact, range(int(levels) + 1))
+        steps = range(int(levels) + 1)
+        if show_progress:
+            from dfem.progress import progress
+
+            steps = progress(steps, f"{self.name} refinement", unit="level")
+        study = convergence_study(solve, exact, steps)
         study["case"] = self.name
         element = lagrange_element(self.data.get("element", _default(base)))
         study["element"] = element.name
@@ -267,10 +278,28 @@ class Case:
             write_json_atomic(out / "convergence.json", study)
         return study
 
-    def solver_options(self) -> dict:
+    def solver_options(self, method: str | None = None) -> dict:
+        """``method`` and its options from [solver], checked against each other.
+
+        A ``method`` given here overrides the case's and drops its energy-only options.
+        """
         solver = self.data.get("solver", {})
-        options = {k: solver[k] for k in ("rtol", "maxiter") if k in solver}
-        return {"method": solver.get("method", "direct"), **options}
+        energy_only = [k for k in ("optimizer", "lr") if k in solver]
+        if method is not None and method != "energy":
+            energy_only = []
+        method = method or solver.get("method", "direct")
+        if method != "energy" and energy_only:
+            raise DfemError(
+                f"solver.{energy_only[0]} applies to energy minimisation only; "
+                f'set solver.method = "energy" or drop it.'
+            )
+        if method == "energy" and self.data.get("problem", {}).get("nonlinear", False):
+            raise DfemError(
+                'solver.method = "energy" minimises the energy of a linear problem; a '
+                "nonlinear case is solved by Newton with a direct, cg or amg linear solver."
+            )
+        options = {k: solver[k] for k in ("rtol", "maxiter", *energy_only) if k in solver}
+        return {"method": method, **options}
 
 
 def _is_int(v) -> bool:
@@ -306,7 +335,15 @@ _TYPES = {
     ("mesh", "x"): (_pair, "a pair of numbers [lo, hi]"),
     ("mesh", "y"): (_pair, "a pair of numbers [lo, hi]"),
     ("exact", "l2_error_max"): (lambda v: _is_number(v) and v > 0, "a positive number"),
-    ("solver", "method"): (lambda v: v in ("direct", "cg", "amg"), '"direct", "cg" or "amg"'),
+    ("solver", "method"): (
+        lambda v: v in ("direct", "cg", "amg", "energy"),
+        '"direct", "cg", "amg" or "energy"',
+    ),
+    ("solver", "optimizer"): (
+        lambda v: v in ("lbfgs", "torch-lbfgs", "adam"),
+        '"lbfgs", "torch-lbfgs" or "adam"',
+    ),
+    ("solver", "lr"): (lambda v: _is_number(v) and v > 0, "a positive number"),
     ("solver", "rtol"): (lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)"),
     ("solver", "maxiter"): (_positive_int, "a positive integer"),
 }

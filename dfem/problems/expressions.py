@@ -144,7 +144,8 @@ class Expression:
 
 
 def coefficient(value, name: str, variables: tuple[str, ...] = ("x", "y")):
-    """A case-file value as a coefficient: a finite number, or an :class:`Expression`."""
+    """A case-file value as a coefficient: a finite number, an :class:`Expression`, or a
+    named random field (a table; see :mod:`dfem.problems.fields`)."""
     if isinstance(value, bool):
         raise DfemError(f"{name} must be a number or an expression, got {value!r}.")
     if isinstance(value, (int, float)):
@@ -153,4 +154,16 @@ def coefficient(value, name: str, variables: tuple[str, ...] = ("x", "y")):
         return float(value)
     if isinstance(value, str):
         return Expression(value, variables)
-    raise DfemError(f"{name} must be a number or an expression string, got {type(value).__name__}.")
+    if isinstance(value, dict):
+        if "u" in variables:
+            raise DfemError(
+                f"{name} depends on u here, so it must be an expression; a field sampler "
+                f"gives a function of x and y only."
+            )
+        from dfem.problems.fields import field_coefficient
+
+        return field_coefficient(value, name)
+    raise DfemError(
+        f"{name} must be a number, an expression string or a field table "
+        f'(e.g. {{field = "lognormal", w = [...]}}), got {type(value).__name__}.'
+    )

@@ -134,23 +134,26 @@ class Poisson:
 
         Parameters
         ----------
-        method : {"direct", "cg", "amg"}
+        method : {"direct", "cg", "amg", "energy"}
+            ``"energy"`` minimises the energy with an optimiser
+            (:func:`dfem.solvers.minimize_energy`, the paper's route); its result is
+            detached (use a linear solver to differentiate through the solution).
         **options
-            ``rtol``, ``atol``, ``maxiter`` for the iterative methods.
+            ``rtol``, ``atol``, ``maxiter`` for the iterative methods; for
+            ``"energy"``: ``optimizer`` ("lbfgs", "torch-lbfgs", "adam"), ``rtol``,
+            ``maxiter``, ``lr``. A solve that stops short raises
+            :class:`~dfem.errors.ConvergenceError`.
 
         Notes
         -----
         ``self.last_solve`` holds ``assemble_s``, ``solve_s`` and the solver's
         :class:`~dfem.solvers.SolveInfo` afterwards.
         """
+        if method == "energy":
+            return self._minimize(**options)
         t0 = time.perf_counter()
         fixed, u_fixed = self.dirichlet_data()
-        if len(fixed) == 0 and not self.robin and self.c is None:
-            raise DfemError(
-                "this problem has no Dirichlet or Robin condition and no reaction term c, so "
-                "its solution is defined only up to a constant (the matrix is singular). "
-                "Add a Dirichlet condition on some boundary tag, a Robin condition or c > 0."
-            )
+        self._check_unique(fixed)
         restricted = self.restricted_pattern(fixed)
         values = assemble_matrix(self.space, self.nu, self.c, self.robin)
         F = assemble_vector(self.space, self.f, self.neumann, self.robin)
@@ -172,3 +175,21 @@ class Poisson:
             free_dofs=restricted.n,
         )
         return u_fixed.index_put((restricted.free_dofs,), x)
+
+    def _check_unique(self, fixed: torch.Tensor) -> None:
+        if len(fixed) == 0 and not self.robin and self.c is None:
+            raise DfemError(
+                "this problem has no Dirichlet or Robin condition and no reaction term c, so "
+                "its solution is defined only up to a constant (the matrix is singular). "
+                "Add a Dirichlet condition on some boundary tag, a Robin condition or c > 0."
+            )
+
+    def _minimize(self, optimizer="lbfgs", rtol=1e-10, maxiter=20000, lr=None) -> torch.Tensor:
+        from dfem.solvers.minimize import minimize_energy
+
+        self._check_unique(self.dirichlet_data()[0])
+
+        u, info = minimize_energy(self, optimizer=optimizer, rtol=rtol, max_iter=maxiter, lr=lr,
+                                  raise_on_failure=True)
+        self.last_solve = dict(solve_s=info.seconds, info=info, dofs=self.space.n_dofs)
+        return u

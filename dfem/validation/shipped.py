@@ -8,32 +8,12 @@ resolution whose L2 error must not exceed ``[exact] l2_error_max`` when the case
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from dfem.problems.case import Case
+from dfem.progress import progress
 
 RATE_TOLERANCE = 0.15
-
-
-def _progress(items, description: str):
-    """tqdm on a terminal (when installed), plain lines otherwise."""
-    items = list(items)
-    if sys.stderr.isatty():
-        try:
-            from tqdm import tqdm
-
-            return tqdm(items, desc=description, unit="case", file=sys.stderr)
-        except ImportError:
-            pass
-
-    def plain():
-        for k, item in enumerate(items, 1):
-            print(f"{description}: {k}/{len(items)} {getattr(item, 'name', item)}",
-                  file=sys.stderr, flush=True)
-            yield item
-
-    return plain()
 
 
 def validate_case(path: Path, quick: bool = False) -> dict:
@@ -66,7 +46,7 @@ def validate(folder: Path, quick: bool = False) -> list[dict]:
     """:func:`validate_case` for every ``*.toml`` in ``folder`` that has ``[exact] u``."""
     paths = [p for p in sorted(Path(folder).glob("*.toml"))
              if "u" in Case.load(p).data.get("exact", {})]
-    return [validate_case(p, quick) for p in _progress(paths, "validate")]
+    return [validate_case(p, quick) for p in progress(paths, "validate", unit="case")]
 
 
 def format_table(rows: list[dict]) -> str:

@@ -254,7 +254,22 @@ def mostly(valid, other=anything):
 constant_expressions = st.tuples(
     numbers_as_text, st.sampled_from(["+", "-", "*", "/", "**"]), numbers_as_text
 ).map(lambda t: f"x*0 + ({t[0]}){t[1]}({t[2]})")
+field_tables = st.fixed_dictionaries(
+    {"field": mostly(st.sampled_from(["lognormal", "karhunen-loeve"]))},
+    optional={
+        "w": mostly(st.lists(st.floats(-4, 4), min_size=4, max_size=4),
+                    st.lists(st.floats(), max_size=5)),
+        "seed": mostly(st.integers(0, 10), huge_ints | st.integers(-3, -1) | anything),
+        "modes": mostly(st.integers(1, 6), st.integers(-2, 0) | anything.filter(_small)),
+        "length": mostly(st.floats(0.05, 2.0), st.floats() | anything),
+        "sigma": mostly(st.floats(0.1, 2.0), st.floats() | anything),
+        "mean": st.floats(),
+        "roots": mostly(st.just([1.72, 4.05]), st.lists(st.floats(), max_size=3) | anything),
+        "bound": mostly(st.floats(0.5, 3.0), st.floats() | anything),
+    },
+)
 coefficients = st.one_of(
+    field_tables,
     expressions,
     expressions,
     constant_expressions,
@@ -298,8 +313,10 @@ conditions = st.one_of(
 solver_tables = st.fixed_dictionaries(
     {},
     optional={
-        "method": mostly(st.sampled_from(["direct", "cg", "amg"]),
+        "method": mostly(st.sampled_from(["direct", "cg", "amg", "energy"]),
                          st.sampled_from(["bogus", "", "CG"]) | anything),
+        "optimizer": mostly(st.sampled_from(["lbfgs", "adam", "torch-lbfgs"]), anything),
+        "lr": mostly(st.floats(1e-3, 1.0), st.floats() | anything),
         "rtol": mostly(st.floats(1e-12, 1e-2), st.floats(-1, 1) | anything),
         # Big maxiter values only make a non-converging CG loop for long: kept small.
         "maxiter": mostly(st.integers(1, 200), st.integers(-2, 0) | anything.filter(_small)),
@@ -445,6 +462,21 @@ def test_solving_random_cases_succeeds_or_raises_dfem_error(data):
     except DfemError:
         return
     except ConvergenceError:
-        assert case.solver_options()["method"] in ("cg", "amg")
+        assert case.solver_options()["method"] in ("cg", "amg", "energy")
         return
     assert report["dofs"] > 0
+
+
+@settings(FUZZ, max_examples=150)
+@given(st.one_of(field_tables, st.dictionaries(st.text(max_size=6), anything, max_size=4)))
+def test_random_field_tables_evaluate_or_raise_dfem_error(table):
+    """Field tables alone (more of them than the case tables reach): a callable of the
+    points (whose non-finite values the assembly reports), or a DfemError."""
+    from dfem.problems.expressions import coefficient
+
+    try:
+        nu = coefficient(table, "problem.nu")
+    except DfemError:
+        return
+    values = nu(torch.rand(5, 2, dtype=torch.float64))
+    assert values.shape == (5,) and values.dtype == torch.float64

@@ -63,7 +63,7 @@ def test_coefficient_conversion():
     assert isinstance(coefficient("x + y", "nu"), Expression)
     with pytest.raises(DfemError, match="nu must be a number"):
         coefficient(True, "nu")
-    with pytest.raises(DfemError, match="number or an expression string"):
+    with pytest.raises(DfemError, match="an expression string or a field table"):
         coefficient([1, 2], "nu")
 
 
