@@ -43,7 +43,7 @@ def plot_solution(space, u, path, title: str = "") -> None:
     triangles = cells if mesh.cell_type == "tri" else np.concatenate(
         [cells[:, [0, 1, 2]], cells[:, [0, 2, 3]]]
     )
-    values = u.detach().cpu().numpy()[: mesh.n_nodes]
+    values = space.vertex_values(u.detach()).cpu().numpy()
     fig, ax = plt.subplots(figsize=(6.4, 5.2))
     shading = ax.tripcolor(x[:, 0], x[:, 1], triangles, values, shading="gouraud", cmap="viridis")
     if mesh.n_cells <= MAX_CELLS_WITH_EDGES:

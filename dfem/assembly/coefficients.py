@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
+from dfem.basis.mapping import at_points
 from dfem.errors import DfemError
 
 
@@ -86,19 +87,19 @@ def _evaluate(
         called only for callable coefficients, so constants never map the points.
     dofs : (n, n_basis) int64 tensor
         Dofs of each cell (facet), for interpolating nodal values.
-    basis_values : (n_q, n_basis) tensor
-        Basis (trace) values at the reference quadrature points.
+    basis_values : (n_q, n_basis) or (n, n_q, n_basis) tensor
+        Basis (trace) values at the quadrature points, shared or per cell (facet).
     n_dofs : int
         Number of dofs of the space.
     """
     if value is None:
         return None
-    n, n_q = dofs.shape[0], basis_values.shape[0]
+    n, n_q = dofs.shape[0], basis_values.shape[-2]
     like = basis_values
     if isinstance(value, Nodal):
         v = _as_tensor(value.values, like)
         _expect(v.shape[-1:] == (n_dofs,), name, v, f"(..., {n_dofs}) nodal values")
-        return v[..., dofs] @ basis_values.T
+        return at_points(v[..., dofs], basis_values)
     if isinstance(value, PerCell):
         v = _as_tensor(value.values, like)
         _expect(v.shape[-1:] == (n,), name, v, f"(..., {n}) values, one per cell/facet")
@@ -121,7 +122,7 @@ def _evaluate(
             f"cells; wrap it as dfem.Nodal({name}) or dfem.PerCell({name}) to say which."
         )
     if matches_dofs:
-        return v[..., dofs] @ basis_values.T
+        return at_points(v[..., dofs], basis_values)
     if matches_cells:
         return v[..., None]
     raise DfemError(

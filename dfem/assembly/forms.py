@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from dfem.assembly.coefficients import evaluate, require_positive
+from dfem.basis.mapping import against_basis, at_points, basis_products
 from dfem.errors import DfemError
 
 if TYPE_CHECKING:
@@ -98,12 +99,12 @@ def energy(
     total = (density * g.weights).sum((-2, -1))
     for tag, value in (neumann or {}).items():
         fg = space.facet_geometry(tag)
-        u_f = u[..., fg.dofs] @ fg.values.T
+        u_f = at_points(u[..., fg.dofs], fg.values)
         gq = facet_coefficient(space, value, f"Neumann g on {tag!r}", fg)
         total = total - (gq * u_f * fg.weights).sum((-2, -1))
     for tag, alpha, g_r in _robin_items(robin):
         fg = space.facet_geometry(tag)
-        u_f = u[..., fg.dofs] @ fg.values.T
+        u_f = at_points(u[..., fg.dofs], fg.values)
         aq = facet_coefficient(space, alpha, f"Robin alpha on {tag!r}", fg)
         rq = facet_coefficient(space, g_r, f"Robin g on {tag!r}", fg)
         total = total + ((0.5 * aq * u_f - rq) * u_f * fg.weights).sum((-2, -1))
@@ -137,14 +138,20 @@ def element_matrices(space: FunctionSpace, nu=1.0, c=None) -> torch.Tensor:
     """
     g = space.geometry()
     nu_q = diffusivity(space, nu, g)  # broadcastable to (..., E, Q)
-    n_q, n_basis, _ = g.reference_grads.shape
-    metric = g.metric  # (E, Q or 1, 3)
-    coeff = (nu_q[..., None] * metric).expand(*nu_q.shape[:-2], metric.shape[0], n_q, 3)
-    K = coeff.reshape(*coeff.shape[:-2], 3 * n_q) @ stiffness_reference(g.reference_grads)
+    n_q, n_basis, _ = g.reference_grads.shape[-3:]
+    if g.per_cell:
+        # a basis per cell (NURBS): K_e = sum_q nu_q w_q G_q^T G_q with physical gradients
+        G = g.grads_t  # (E, 2, Q, nb)
+        nw = (nu_q * g.weights).expand(*nu_q.shape[:-2], G.shape[0], n_q)
+        K = torch.einsum("...eq,eiqa,eiqb->...eab", nw, G, G).flatten(-2)
+    else:
+        metric = g.metric  # (E, Q or 1, 3)
+        coeff = (nu_q[..., None] * metric).expand(*nu_q.shape[:-2], metric.shape[0], n_q, 3)
+        K = coeff.reshape(*coeff.shape[:-2], 3 * n_q) @ stiffness_reference(g.reference_grads)
     if c is not None:
         cw = cell_coefficient(space, c, "c", g) * g.weights
         cw = cw.expand(*cw.shape[:-1], n_q)
-        K = K + cw @ (g.values[:, :, None] * g.values[:, None, :]).reshape(n_q, -1)
+        K = K + against_basis(cw, basis_products(g.values))
     return K.reshape(*K.shape[:-1], n_basis, n_basis)
 
 
@@ -161,7 +168,7 @@ def element_loads(space: FunctionSpace, f) -> torch.Tensor:
     """Cell load vectors ``F_e`` (..., n_cells, n_basis) of ``int f phi_a``."""
     g = space.geometry()
     fq = cell_coefficient(space, f, "f", g)
-    return (fq * g.weights) @ g.values
+    return against_basis(fq * g.weights, g.values)
 
 
 def _add_at(target: torch.Tensor, index: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
@@ -186,8 +193,8 @@ def assemble_matrix(
     for tag, alpha, _ in _robin_items(robin):
         fg = space.facet_geometry(tag)
         aw = facet_coefficient(space, alpha, f"Robin alpha on {tag!r}", fg) * fg.weights
-        Kf = torch.einsum("...fq,qa,qb->...fab", aw, fg.values, fg.values)
         n_f = fg.dofs.shape[1]
+        Kf = against_basis(aw, basis_products(fg.values)).unflatten(-1, (n_f, n_f))
         rows = fg.dofs[:, :, None].expand(-1, -1, n_f)
         cols = fg.dofs[:, None, :].expand(-1, n_f, -1)
         values = _add_at(values, pattern.positions(rows, cols), Kf)
@@ -206,7 +213,7 @@ def assemble_vector(
     for tag, value, label in boundary:
         fg = space.facet_geometry(tag)
         gq = facet_coefficient(space, value, f"{label} on {tag!r}", fg)
-        F = _add_at(F, fg.dofs, (gq * fg.weights) @ fg.values)
+        F = _add_at(F, fg.dofs, against_basis(gq * fg.weights, fg.values))
     return F
 
 

@@ -23,8 +23,9 @@ class CellGeometry:
     ----------
     weights : (n_cells, n_q) tensor
         Quadrature weight times ``|det J|``: ``integral f = sum_q f(x_q) weights_q``.
-    values : (n_q, n_basis) tensor
-        Basis values (the same on every cell).
+    values : (n_q, n_basis) or (n_cells, n_q, n_basis) tensor
+        Basis values: the same on every cell (Lagrange), or per cell (NURBS, whose
+        rational basis differs from cell to cell).
     metric : (n_cells, n_q, 3) tensor
         ``|det J| w_q (J^T J)^{-1}`` as its entries (00, 11, 01), so that
         ``int grad phi_a . grad phi_b = sum_q metric_q : (grad_xi phi_a grad_xi phi_b^T)``.
@@ -34,8 +35,8 @@ class CellGeometry:
         The same as ``[e, q, a, i]`` (a view).
     points : (n_cells, n_q, 2) tensor
         Physical quadrature points (computed on first use).
-    reference_grads : (n_q, n_basis, 2) tensor
-        Basis gradients on the reference cell.
+    reference_grads : (n_q, n_basis, 2) or (n_cells, n_q, n_basis, 2) tensor
+        Basis gradients on the reference cell (per cell when ``values`` is).
     """
 
     def __init__(self, jacobian, quad_weights, values, reference_grads, vertex_coords,
@@ -75,11 +76,42 @@ class CellGeometry:
         return self.grads_t.permute(0, 2, 3, 1)
 
     @property
+    def per_cell(self) -> bool:
+        """Whether the basis tables differ from cell to cell."""
+        return self.values.ndim == 3
+
+    @property
     def points(self) -> torch.Tensor:
         if "points" not in self._lazy:
-            self._lazy["points"] = torch.einsum("eai,qa->eqi", self._vertex_coords,
+            per_cell = "eqa" if self._geo_values.ndim == 3 else "qa"
+            self._lazy["points"] = torch.einsum(f"eai,{per_cell}->eqi", self._vertex_coords,
                                                 self._geo_values)
         return self._lazy["points"]
+
+
+def at_points(local: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """``sum_a local[..., e, a] values[(e,) q, a]``: per-cell coefficients at the points.
+
+    ``values`` is (n_q, n_basis), shared by all cells (one GEMM), or (n_cells, n_q,
+    n_basis); the result is (..., n_cells, n_q).
+    """
+    if values.ndim == 2:
+        return local @ values.T
+    return (local.unsqueeze(-2) @ values.transpose(-1, -2)).squeeze(-2)
+
+
+def against_basis(at_q: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """``sum_q at_q[..., e, q] values[(e,) q, a]`` (..., n_cells, n_basis): the transpose
+    of :func:`at_points`, e.g. load vectors from weighted point values."""
+    if values.ndim == 2:
+        return at_q @ values
+    return (at_q.unsqueeze(-2) @ values).squeeze(-2)
+
+
+def basis_products(values: torch.Tensor) -> torch.Tensor:
+    """``values[(e,) q, a] values[(e,) q, b]`` as (..., n_q, n_basis**2) (mass integrands)."""
+    products = values[..., :, None] * values[..., None, :]
+    return products.reshape(*values.shape[:-1], -1)
 
 
 def jacobians(vertex_coords: torch.Tensor, geo_grads: torch.Tensor) -> torch.Tensor:
@@ -102,11 +134,13 @@ def physical_gradients(entries, det, reference_grads) -> torch.Tensor:
     """
     j00, j01, j10, j11 = entries
     n_cells, n_q_geo = det.shape
-    n_q, n_basis, _ = reference_grads.shape
+    n_q, n_basis, _ = reference_grads.shape[-3:]
     # J^{-T} = [[j11, -j10], [-j01, j00]] / det, laid out as [e, i, q, j]
     inv_t = torch.stack(
         [torch.stack([j11, -j10], dim=-1), torch.stack([-j01, j00], dim=-1)], dim=1
     ) / det[:, None, :, None]
+    if reference_grads.ndim == 4:  # a basis per cell: a batch of small products
+        return torch.einsum("eiqj,eqaj->eiqa", inv_t.expand(-1, -1, n_q, -1), reference_grads)
     if n_q_geo == 1:  # affine: one J^{-T} for all quadrature points
         right = reference_grads.permute(2, 0, 1).reshape(2, n_q * n_basis)
         product = inv_t.reshape(n_cells * 2, 2) @ right

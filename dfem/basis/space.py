@@ -11,7 +11,7 @@ import torch
 from dfem.assembly.sparsity import SparsityPattern
 from dfem.basis.dofmap import DofMap, build_dofmap
 from dfem.basis.lagrange import LagrangeElement, element, geometry_element
-from dfem.basis.mapping import CellGeometry, map_cells
+from dfem.basis.mapping import CellGeometry, at_points, map_cells
 from dfem.mesh.mesh import Mesh
 from dfem.quadrature.rules import cell_rule, line_rule
 
@@ -41,7 +41,69 @@ class FacetGeometry:
     normals: torch.Tensor
 
 
-class FunctionSpace:
+class Space:
+    """What the assembly needs of a function space, shared by Lagrange and NURBS spaces.
+
+    Subclasses set ``mesh`` (tags, plots, device and dtype), ``element`` (with ``name``
+    and ``degree``), ``cell_dofs``, ``n_dofs``, ``_shared`` and ``_geometry_cache``, and
+    implement ``geometry(degree)``, ``_facet_geometry(tags, degree)``,
+    ``boundary_dofs(tags)``, ``boundary_interpolant(tag, fn, dofs)`` and
+    ``vertex_values(u)``.
+    """
+
+    quadrature_degree: int
+
+    @property
+    def device(self) -> torch.device:
+        return self.mesh.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.mesh.dtype
+
+    @property
+    def pattern(self) -> SparsityPattern:
+        """The CSR pattern of matrices on this space (built once, shared by moved copies)."""
+        if "pattern" not in self._shared:
+            self._shared["pattern"] = SparsityPattern.from_cell_dofs(self.cell_dofs, self.n_dofs)
+        return self._shared["pattern"]
+
+    def _table(self, array) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(array), dtype=self.dtype, device=self.device)
+
+    def _geometry_is_cacheable(self) -> bool:
+        return not self.mesh.nodes.requires_grad
+
+    def cell_values(self, u: torch.Tensor) -> torch.Tensor:
+        """Dof values gathered per cell: ``u[..., cell_dofs]`` of shape (..., n_cells, n_basis)."""
+        return u[..., self.cell_dofs]
+
+    def at_quadrature(self, u: torch.Tensor, geometry: CellGeometry | None = None):
+        """Values and gradients of ``u`` at the quadrature points.
+
+        Returns
+        -------
+        values : (..., n_cells, n_q) tensor
+        grads : (..., n_cells, n_q, 2) tensor
+        """
+        g = self.geometry() if geometry is None else geometry
+        ue = self.cell_values(u)
+        return at_points(ue, g.values), torch.einsum("...ea,eiqa->...eqi", ue, g.grads_t)
+
+    def facet_geometry(self, tags, degree: int | None = None) -> FacetGeometry:
+        """Quadrature data on the edges carrying ``tags`` (rule exact to ``2 p`` by default)."""
+        degree = self.quadrature_degree if degree is None else int(degree)
+        key = (tuple([tags] if isinstance(tags, str) else tags), degree)
+        cacheable = self._geometry_is_cacheable()
+        if cacheable and key in self._geometry_cache:
+            return self._geometry_cache[key]
+        result = self._facet_geometry(key[0], degree)
+        if cacheable:
+            self._geometry_cache[key] = result
+        return result
+
+
+class FunctionSpace(Space):
     """Continuous Lagrange functions of one element type on a mesh.
 
     Parameters
@@ -76,14 +138,6 @@ class FunctionSpace:
     def n_dofs(self) -> int:
         return self.dofmap.n_dofs
 
-    @property
-    def device(self) -> torch.device:
-        return self.mesh.device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.mesh.dtype
-
     def __repr__(self) -> str:
         return f"FunctionSpace({self.element.name}, {self.mesh.n_cells} cells, {self.n_dofs} dofs)"
 
@@ -91,13 +145,6 @@ class FunctionSpace:
     def cell_dofs(self) -> torch.Tensor:
         """(n_cells, n_basis) int64 tensor on the mesh's device."""
         return torch.as_tensor(self.dofmap.cell_dofs, device=self.device)
-
-    @property
-    def pattern(self) -> SparsityPattern:
-        """The CSR pattern of matrices on this space (built once, shared by moved copies)."""
-        if "pattern" not in self._shared:
-            self._shared["pattern"] = SparsityPattern.from_cell_dofs(self.cell_dofs, self.n_dofs)
-        return self._shared["pattern"]
 
     def with_nodes(self, nodes: torch.Tensor) -> FunctionSpace:
         """The same space on moved node coordinates (dof map and patterns shared)."""
@@ -111,9 +158,6 @@ class FunctionSpace:
     def to(self, device=None, dtype=None) -> FunctionSpace:
         """The same space on another device or dtype."""
         return self.with_nodes(self.mesh.nodes.to(device=device, dtype=dtype))
-
-    def _table(self, array) -> torch.Tensor:
-        return torch.as_tensor(np.asarray(array), dtype=self.dtype, device=self.device)
 
     # ------------------------------------------------------------------ cells
     def quadrature(self, degree: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -155,26 +199,18 @@ class FunctionSpace:
         return local.reshape(-1, 2)[first]
 
     # ------------------------------------------------------------------ functions
+    def boundary_interpolant(self, tag, fn, dofs: torch.Tensor) -> torch.Tensor:
+        """Dirichlet values of ``fn(x)`` at the boundary ``dofs``: nodal interpolation."""
+        return fn(self.dof_coordinates[dofs])
+
+    def vertex_values(self, u: torch.Tensor) -> torch.Tensor:
+        """``u`` at the mesh vertices (..., n_nodes): the vertex dofs come first."""
+        return u[..., : self.mesh.n_nodes]
+
     def interpolate(self, fn) -> torch.Tensor:
         """Nodal interpolant of ``fn(x)`` (x of shape (n, 2)): the dof vector ``fn(x_dof)``."""
         values = fn(self.dof_coordinates)
         return torch.as_tensor(values, dtype=self.dtype, device=self.device).expand(self.n_dofs)
-
-    def cell_values(self, u: torch.Tensor) -> torch.Tensor:
-        """Dof values gathered per cell: ``u[..., cell_dofs]`` of shape (..., n_cells, n_basis)."""
-        return u[..., self.cell_dofs]
-
-    def at_quadrature(self, u: torch.Tensor, geometry: CellGeometry | None = None):
-        """Values and gradients of ``u`` at the quadrature points.
-
-        Returns
-        -------
-        values : (..., n_cells, n_q) tensor
-        grads : (..., n_cells, n_q, 2) tensor
-        """
-        g = self.geometry() if geometry is None else geometry
-        ue = self.cell_values(u)
-        return ue @ g.values.T, torch.einsum("...ea,eiqa->...eqi", ue, g.grads_t)
 
     # ------------------------------------------------------------------ boundary
     def boundary_facets(self, tags) -> np.ndarray:
@@ -188,18 +224,6 @@ class FunctionSpace:
         facets = self.boundary_facets(tags)
         dofs = np.unique(self.dofmap.facet_dofs(self.mesh, facets).ravel())
         return torch.as_tensor(dofs, device=self.device)
-
-    def facet_geometry(self, tags, degree: int | None = None) -> FacetGeometry:
-        """Quadrature data on the edges carrying ``tags`` (rule exact to ``2 p`` by default)."""
-        degree = self.quadrature_degree if degree is None else int(degree)
-        key = (tuple([tags] if isinstance(tags, str) else tags), degree)
-        cacheable = not self.mesh.nodes.requires_grad
-        if cacheable and key in self._geometry_cache:
-            return self._geometry_cache[key]
-        result = self._facet_geometry(key[0], degree)
-        if cacheable:
-            self._geometry_cache[key] = result
-        return result
 
     def _facet_geometry(self, tags, degree: int) -> FacetGeometry:
         facets = self.boundary_facets(tags)

@@ -39,18 +39,18 @@ from pathlib import Path
 import tomllib
 import torch
 
-from dfem.basis.lagrange import element as lagrange_element
-from dfem.basis.space import FunctionSpace
 from dfem.errors import DfemError
-from dfem.mesh.structured import rectangle
+from dfem.problems.domain import NURBS_KEYS, build_mesh, build_space, is_nurbs
 from dfem.problems.expressions import coefficient
 from dfem.problems.nonlinear import NonlinearPoisson
 from dfem.problems.poisson import Poisson
 from dfem.validation.errors import errors
 
 _KNOWN = {
-    "": {"name", "description", "mesh", "element", "problem", "boundary", "exact", "solver"},
+    "": {"name", "description", "mesh", "element", "nurbs", "problem", "boundary", "exact",
+         "solver"},
     "mesh": {"n", "nx", "ny", "cell", "x", "y", "file", "diagonal"},
+    "nurbs": NURBS_KEYS,
     "problem": {"nu", "c", "f", "nonlinear", "reaction"},
     "exact": {"u", "l2_error_max"},
     "solver": {"method", "rtol", "maxiter", "optimizer", "lr"},
@@ -104,27 +104,18 @@ class Case:
 
     # ------------------------------------------------------------------ build
     def mesh(self):
-        spec = self.data.get("mesh", {})
-        if "file" in spec:
-            from dfem.mesh import read_mesh
+        """The case's mesh (for ``element = "nurbs"``, the patch's element corners)."""
+        if is_nurbs(self.data):
+            return self.space().mesh
+        return build_mesh(self.data, self.path)
 
-            file = Path(spec["file"])
-            if not file.is_absolute() and self.path is not None:
-                file = self.path.parent / file
-            return read_mesh(file)
-        nx = spec.get("nx", spec.get("n", 16))
-        return rectangle(
-            nx,
-            spec.get("ny", nx),
-            spec.get("cell", "quad"),
-            x=tuple(spec.get("x", (0.0, 1.0))),
-            y=tuple(spec.get("y", (0.0, 1.0))),
-            diagonal=spec.get("diagonal", "right"),
-        )
+    def space(self, level: int = 0):
+        """The function space, refined ``level`` times (see :mod:`dfem.problems.domain`)."""
+        return build_space(self.data, self.path, level)
 
-    def problem(self, mesh=None) -> Poisson:
-        mesh = self.mesh() if mesh is None else mesh
-        space = FunctionSpace(mesh, self.data.get("element", _default(mesh)))
+    def problem(self, space=None) -> Poisson:
+        """The problem on ``space`` (default: :meth:`space`)."""
+        space = self.space() if space is None else space
         spec = self.data.get("problem", {})
         nonlinear = spec.get("nonlinear", False)
         if not isinstance(nonlinear, bool):
@@ -229,7 +220,7 @@ class Case:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         space = problem.space
-        point_data = {"u": u.detach()[: space.mesh.n_nodes]}
+        point_data = {"u": space.vertex_values(u.detach())}
         for name in ("nu", "f"):
             value = getattr(problem, name)
             if value is not None:
@@ -245,7 +236,6 @@ class Case:
         Writes ``convergence.json`` and ``convergence.png`` under ``out``; reports each
         level on stderr when ``show_progress``.
         """
-        from dfem.mesh import refine
         from dfem.validation.errors import convergence_study
 
         exact = self.exact()
@@ -253,10 +243,8 @@ class Case:
             raise DfemError("a convergence study needs an exact solution: add [exact] u = \"...\".")
         if int(levels) != levels or levels < 1:
             raise DfemError(f"--levels must be a positive integer, got {levels!r}.")
-        base = self.mesh()
-
         def solve(level):
-            problem = self.problem(refine(base, level) if level else base)
+            problem = self.problem(self.space(level))
             return problem.space, problem.solve(**self.solver_options())
 
         steps = range(int(levels) + 1)
@@ -265,9 +253,8 @@ class Case:
 
             steps = progress(steps, f"{self.name} refinement", unit="level")
         study = convergence_study(solve, exact, steps)
-        study["case"] = self.name
-        element = lagrange_element(self.data.get("element", _default(base)))
-        study["element"] = element.name
+        element = self.space().element
+        study.update(case=self.name, element=element.name, degree=element.degree)
         if out is not None:
             from dfem.plots import plot_convergence
 
@@ -334,6 +321,11 @@ _TYPES = {
     ("mesh", "file"): (lambda v: isinstance(v, str), "a path (string)"),
     ("mesh", "x"): (_pair, "a pair of numbers [lo, hi]"),
     ("mesh", "y"): (_pair, "a pair of numbers [lo, hi]"),
+    ("nurbs", "geometry"): (lambda v: isinstance(v, str), 'a string such as "quarter-annulus"'),
+    ("nurbs", "degree"): (lambda v: _is_int(v) and 1 <= v <= 10, "an integer from 1 to 10"),
+    ("nurbs", "degree_u"): (lambda v: _is_int(v) and 1 <= v <= 10, "an integer from 1 to 10"),
+    ("nurbs", "degree_v"): (lambda v: _is_int(v) and 1 <= v <= 10, "an integer from 1 to 10"),
+    ("nurbs", "radii"): (_pair, "a pair of numbers [r_inner, r_outer]"),
     ("exact", "l2_error_max"): (lambda v: _is_number(v) and v > 0, "a positive number"),
     ("solver", "method"): (
         lambda v: v in ("direct", "cg", "amg", "energy"),
@@ -359,10 +351,6 @@ def _check_types(data: dict) -> None:
     boundary = data.get("boundary", {})
     if not isinstance(boundary, dict) or not all(isinstance(v, dict) for v in boundary.values()):
         raise DfemError("[boundary] must hold tables [boundary.TAG] with one condition each.")
-
-
-def _default(mesh) -> str:
-    return "Q1" if mesh.cell_type == "quad" else "P1"
 
 
 def _at_vertices(value, mesh):

@@ -83,7 +83,7 @@ class Poisson:
         space = self.space
         like = dict(dtype=space.dtype, device=space.device)
         if callable(value) and not torch.is_tensor(value):
-            v = torch.as_tensor(value(space.dof_coordinates[dofs]), **like)
+            v = torch.as_tensor(space.boundary_interpolant(tag, value, dofs), **like)
         else:
             v = torch.as_tensor(value, **like) if not torch.is_tensor(value) else value.to(**like)
         if not bool(torch.isfinite(v.detach()).all()):

@@ -324,6 +324,22 @@ solver_tables = st.fixed_dictionaries(
 )
 
 
+nurbs_tables = st.fixed_dictionaries(
+    {},
+    optional={
+        "geometry": mostly(st.sampled_from(["square", "quarter-annulus"]), anything),
+        "degree": mostly(st.integers(1, 4), counts),
+        "radii": intervals,
+        "control_points": mostly(st.just([[[0, 0], [0, 1]], [[1, 0], [1, 1]]]), anything),
+        "weights": mostly(st.just([[1, 1], [1, 2]]), anything),
+        "knots_u": mostly(st.just([0, 0, 1, 1]), intervals),
+        "knots_v": mostly(st.just([0, 0, 1, 1]), intervals),
+        "degree_u": mostly(st.just(1), counts),
+        "degree_v": mostly(st.just(1), counts),
+    },
+)
+
+
 def case_tables(extra_keys: bool = True):
     """Random case tables: random subsets of the schema's keys with random values."""
     unknown = {"colour": anything} if extra_keys else {}
@@ -346,7 +362,8 @@ def case_tables(extra_keys: bool = True):
         optional={
             "name": anything,
             "description": anything,
-            "element": mostly(st.sampled_from(["P1", "P2", "P3", "Q1", "Q2", "Q3"])),
+            "element": mostly(st.sampled_from(["P1", "P2", "P3", "Q1", "Q2", "Q3", "nurbs"])),
+            "nurbs": st.one_of(nurbs_tables, anything),
             "problem": mostly(problem),
             "boundary": mostly(st.dictionaries(tags, conditions, max_size=3)),
             "exact": mostly(st.fixed_dictionaries({}, optional={"u": coefficients})),
@@ -480,3 +497,22 @@ def test_random_field_tables_evaluate_or_raise_dfem_error(table):
         return
     values = nu(torch.rand(5, 2, dtype=torch.float64))
     assert values.shape == (5,) and values.dtype == torch.float64
+
+
+@settings(FUZZ, max_examples=120)
+@given(nurbs_tables, st.one_of(st.integers(1, 4), counts), overrides)
+def test_random_nurbs_cases_build_or_raise_dfem_error(nurbs, n, sets):
+    """``element = "nurbs"`` with random [nurbs] tables (the case tables reach these rarely)."""
+    data = {"element": "nurbs", "nurbs": nurbs, "mesh": {"n": n},
+            "problem": {"f": 1.0}, "boundary": {"left": {"dirichlet": 0.0}}}
+    try:
+        case = Case.from_dict(data, overrides=sets)
+    except DfemError:
+        return
+    if not _too_big(case):
+        problem = _build(case)
+        if problem is not None:
+            try:
+                assert torch.isfinite(problem.solve()).all()
+            except DfemError:
+                pass

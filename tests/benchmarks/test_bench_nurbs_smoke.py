@@ -1,0 +1,56 @@
+"""Smoke test of benchmarks/bench_nurbs.py in quick mode: keys and agreement, no timings."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("geomdl")
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "benchmarks" / "bench_nurbs.py"
+
+KEYS = {
+    "machine",
+    "settings",
+    "ratio_vs_geomdl",
+    "ratio_vs_geomdl_default_threads",
+    "dfem_forward_backward_s",
+    "dfem_forward_backward_default_threads_s",
+    "dfem_forward_s",
+    "geomdl_forward_s",
+    "max_abs_diff",
+    "points_agree",
+    "grads_finite",
+    "target_met",
+}
+
+
+def _load_script():
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    spec = importlib.util.spec_from_file_location("bench_nurbs", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_nurbs_smoke(tmp_path):
+    bench = _load_script()
+    out = tmp_path / "bench.json"
+    assert bench.main(["--json", str(out), "--quick", "--quiet", "--repeats", "1"]) == 0
+    data = json.loads(out.read_text())
+    missing = KEYS - set(data)
+    assert not missing, sorted(missing)
+    assert {"cpu", "cores", "torch", "torch_threads_default", "geomdl"} <= set(data["machine"])
+    assert data["settings"]["grid"] == bench.QUICK_GRID
+    assert data["settings"]["n_points"] == bench.QUICK_GRID**2
+    assert data["points_agree"] and data["max_abs_diff"] < 1e-12
+    assert data["grads_finite"]
+    for key in ("dfem_forward_backward_s", "geomdl_forward_s", "ratio_vs_geomdl"):
+        assert data[key] > 0
+    assert [p.name for p in tmp_path.iterdir()] == ["bench.json"]
