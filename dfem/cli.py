@@ -8,6 +8,8 @@
 - ``dfem validate [--quick]`` checks every shipped case with an exact solution (rates, errors)
   and exits with status 1 if any falls short.
 - ``dfem cases`` lists the shipped cases; ``dfem --version``.
+- ``dfem nurbs-fit [--out DIR] [--grid N]`` fits a NURBS surface to Bukin N.6 (the DSA
+  paper's Table 3) with fixed and with learnable knots.
 
 Errors a user can cause are printed without a traceback, with exit status 2; an iterative
 solver that stops short of its tolerance is reported the same way, with exit status 1.
@@ -110,6 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     cases = sub.add_parser("cases", help="list the shipped cases")
     cases.set_defaults(run=_cases)
+
+    from dfem.basis.nurbs.fitting import add_cli
+
+    add_cli(sub)
     return parser
 
 

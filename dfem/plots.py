@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from dfem.fileio import temporary_beside
 
 # Mesh edges are drawn only when they would not hide the field.
 MAX_CELLS_WITH_EDGES = 4096
@@ -23,8 +24,7 @@ def _figure():
 
 def _save(fig, path) -> None:
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
+    tmp = temporary_beside(path, suffix=path.suffix)
     try:
         fig.savefig(tmp, dpi=120)
         os.replace(tmp, path)

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +39,7 @@ import tomllib
 import torch
 
 from dfem.errors import DfemError
+from dfem.fileio import temporary_beside
 from dfem.problems.domain import NURBS_KEYS, build_mesh, build_space, is_nurbs
 from dfem.problems.expressions import coefficient
 from dfem.problems.nonlinear import NonlinearPoisson
@@ -387,9 +387,9 @@ def apply_overrides(data: dict, overrides) -> dict:
 def write_json_atomic(path, data) -> None:
     """Write JSON to ``path`` through a temporary file, so a failure leaves no half-written file."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = temporary_beside(path)
     try:
-        with os.fdopen(fd, "w") as fh:
+        with open(tmp, "w") as fh:
             json.dump(data, fh, indent=2)
             fh.write("\n")
         os.replace(tmp, path)

@@ -1,0 +1,22 @@
+"""Atomic output files: written under a temporary name in the target folder, then renamed."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+
+def temporary_beside(path, suffix: str = ".tmp") -> str:
+    """A new empty file next to ``path`` with the permissions a plain ``open`` would give.
+
+    ``mkstemp`` creates files readable by their owner only; outputs should follow the
+    umask like any other file, so the mode is reset before the file is renamed into place.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    return tmp
