@@ -27,15 +27,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import gc
-import importlib.metadata
-import json
-import math
-import os
-import platform
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +37,12 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run from a checkout without installing dfem
     sys.path.insert(0, str(ROOT))
 
-import dfem  # noqa: E402
+from benchmarks.harness import (  # noqa: E402
+    best_of,
+    load_average,
+    machine_info,
+    write_json,
+)
 from dfem.basis.nurbs import clamped_knots, surface_points  # noqa: E402
 
 N_CTRL = 8
@@ -55,58 +52,6 @@ DEFAULT_GRID = 256
 QUICK_GRID = 32
 TARGET_RATIO = 0.01
 AGREEMENT_TOL = 1e-12
-THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _version(distribution: str) -> str:
-    try:
-        return importlib.metadata.version(distribution)
-    except importlib.metadata.PackageNotFoundError:
-        return "not installed"
-
-
-def _load_average() -> float | None:
-    try:
-        return round(os.getloadavg()[0], 2)
-    except (OSError, AttributeError):
-        return None
-
-
-def machine_info() -> dict:
-    return {
-        "cpu": _cpu_name(),
-        "platform": platform.platform(),
-        "cores": os.cpu_count(),
-        "torch_threads_default": torch.get_num_threads(),
-        "thread_env": {v: os.environ.get(v) for v in THREAD_VARS},
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "geomdl": _version("geomdl"),
-        "dfem": dfem.__version__,
-    }
-
-
-@contextlib.contextmanager
-def gc_paused():
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 @contextlib.contextmanager
@@ -117,19 +62,6 @@ def torch_threads(n: int):
         yield
     finally:
         torch.set_num_threads(old)
-
-
-def best_of(repeats: int, fn, *, setup=None) -> tuple[float, object]:
-    """Best wall time of ``fn(setup())`` over ``repeats`` runs (setup untimed), last result."""
-    best, result = math.inf, None
-    for _ in range(repeats):
-        arg = setup() if setup is not None else None
-        result = None
-        with gc_paused():
-            t0 = time.perf_counter()
-            result = fn(arg) if setup is not None else fn()
-            best = min(best, time.perf_counter() - t0)
-    return best, result
 
 
 def make_surface(seed: int = 0) -> dict:
@@ -210,13 +142,14 @@ def bench_geomdl(surf: dict, grid: int, repeats: int) -> tuple[float, np.ndarray
 def run(grid: int, repeats: int, geomdl_repeats: int, out: Path, verbose: bool = True) -> dict:
     surf = make_surface()
     default_threads = torch.get_num_threads()
-    load_before = _load_average()
+    load_before = load_average()
     one = bench_dfem(surf, grid, repeats, 1)
     many = bench_dfem(surf, grid, repeats, default_threads)
     t_geomdl, ref = bench_geomdl(surf, grid, geomdl_repeats)
     diff = float(np.abs(one["points"] - ref).max())
     result = {
-        "machine": machine_info(),
+        "machine": machine_info({"geomdl": "geomdl"},
+                                torch_threads_default=torch.get_num_threads()),
         "settings": {
             "surface": f"{N_CTRL}x{N_CTRL} control points, degree {DEGREE}, clamped uniform "
             "knots, random weights in [0.5, 1.5]",
@@ -243,7 +176,7 @@ def run(grid: int, repeats: int, geomdl_repeats: int, out: Path, verbose: bool =
         "max_abs_diff": diff,
         "points_agree": bool(diff < AGREEMENT_TOL),
         "grads_finite": bool(one["grads_finite"] and many["grads_finite"]),
-        "load_average_before_after": [load_before, _load_average()],
+        "load_average_before_after": [load_before, load_average()],
     }
     result["target_met"] = bool(result["ratio_vs_geomdl"] <= TARGET_RATIO)
     write_json(out, result)
@@ -277,21 +210,6 @@ def print_table(r: dict) -> None:
         f"ratio_vs_geomdl (dfem fwd+bwd / geomdl fwd) = {r['ratio_vs_geomdl']:.4f} "
         f"(target <= {TARGET_RATIO})"
     )
-
-
-def write_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=2)
-            fh.write("\n")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def main(argv=None) -> int:

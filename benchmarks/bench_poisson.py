@@ -54,13 +54,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
-import importlib.metadata
-import json
 import math
 import os
-import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -72,6 +68,14 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing dfem
     sys.path.insert(0, str(ROOT))
 
 import dfem  # noqa: E402
+from benchmarks.harness import (  # noqa: E402
+    THREAD_VARS,
+    best_of,
+    gc_paused,
+    load_average,
+    machine_info,
+    write_json,
+)
 from dfem.assembly import assemble_matrix, assemble_vector  # noqa: E402
 
 DEFAULT_SIZES = (256, 512, 1024)
@@ -84,40 +88,9 @@ TARGET_RATIO = 0.5  # the project's targets: dfem time <= 0.5 x the reference's
 ASSEMBLY_TOL = 1e-10
 AGREEMENT_TOL = 1e-6  # torch-fem's CG stops at a relative residual of 1e-10
 TORCHFEM_STOL = 1e-10  # torch-fem's default tolerance of its iterative solvers
-THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 # ---------------------------------------------------------------------- helpers
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _total_memory_bytes() -> int | None:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def _load_average() -> float | None:
-    try:
-        return round(os.getloadavg()[0], 2)
-    except (OSError, AttributeError):
-        return None
-
-
-def _version(distribution: str) -> str:
-    try:
-        return importlib.metadata.version(distribution)
-    except importlib.metadata.PackageNotFoundError:
-        return "not installed"
 
 
 def _peak_rss_gb() -> float | None:
@@ -126,28 +99,6 @@ def _peak_rss_gb() -> float | None:
     except ImportError:  # not on POSIX
         return None
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)  # kB on Linux
-
-
-def machine_info() -> dict:
-    import scipy
-
-    total = _total_memory_bytes()
-    return {
-        "cpu": _cpu_name(),
-        "platform": platform.platform(),
-        "cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "thread_env": {v: os.environ.get(v) for v in THREAD_VARS},
-        "memory_gb": None if total is None else round(total / 2**30, 1),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "scipy": scipy.__version__,
-        "skfem": _version("scikit-fem"),
-        "torchfem": _version("torch-fem"),
-        "pyamg": _version("pyamg"),
-        "dfem": dfem.__version__,
-    }
 
 
 @contextlib.contextmanager
@@ -161,29 +112,23 @@ def default_dtype(dtype: torch.dtype):
         torch.set_default_dtype(old)
 
 
-@contextlib.contextmanager
-def gc_paused():
-    """No garbage-collector pause inside a timing (objects are still freed by refcount)."""
-    enabled = gc.isenabled()
-    gc.disable()
+def _total_memory_bytes() -> int | None:
     try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
-def best_of(repeats: int, fn, *, setup=None) -> tuple[float, object]:
-    """Best wall time of ``fn(setup())`` over ``repeats`` runs (setup untimed), last result."""
-    best, result = math.inf, None
-    for _ in range(repeats):
-        arg = setup() if setup is not None else None
-        result = None  # free the previous run before timing the next
-        with gc_paused():
-            t0 = time.perf_counter()
-            result = fn(arg) if setup is not None else fn()
-            best = min(best, time.perf_counter() - t0)
-    return best, result
+def _machine() -> dict:
+    import scipy
+
+    total = _total_memory_bytes()
+    return machine_info(
+        {"skfem": "scikit-fem", "torchfem": "torch-fem", "pyamg": "pyamg"},
+        scipy=scipy.__version__,
+        torch_threads=torch.get_num_threads(),
+        memory_gb=None if total is None else round(total / 2**30, 1),
+    )
 
 
 def rel_max_diff(a, b) -> float:
@@ -426,23 +371,6 @@ def print_summary(results: dict) -> None:
     print("(ratios: dfem time / reference time; targets <= 0.5)")
 
 
-def write_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=2, sort_keys=False)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def warm_up() -> None:
     """Import and first-call costs (lazy imports, kernels) kept out of every timing."""
     bench_assembly(8, 1)
@@ -451,7 +379,7 @@ def warm_up() -> None:
 
 def run(sizes, repeats: int, out: Path, verbose: bool = True, warmup: bool = True) -> dict:
     results: dict = {
-        "machine": machine_info(),
+        "machine": _machine(),
         "settings": {
             "repeats": repeats,
             "timing": "best of repeats, wall clock (time.perf_counter)",
@@ -476,7 +404,7 @@ def run(sizes, repeats: int, out: Path, verbose: bool = True, warmup: bool = Tru
                 f"{limit / 2**30:.1f} GB"
             }
         else:
-            load_before = _load_average()
+            load_before = load_average()
             t0 = time.perf_counter()
             try:
                 entry = bench_assembly(n, repeats)
@@ -485,7 +413,7 @@ def run(sizes, repeats: int, out: Path, verbose: bool = True, warmup: bool = Tru
                 entry = {"skipped": f"MemoryError: {exc}"}
             gc.collect()
             # other processes on the machine skew timings: keep the 1-minute load
-            entry["load_average_before_after"] = [load_before, _load_average()]
+            entry["load_average_before_after"] = [load_before, load_average()]
             entry["benchmark_wall_s"] = time.perf_counter() - t0
             entry["peak_rss_gb_so_far"] = _peak_rss_gb()
         results["sizes"][str(n)] = entry

@@ -17,7 +17,7 @@ import time
 import torch
 
 import dfem
-from dfem.problems.case import write_json_atomic
+from dfem.fileio import write_json_atomic
 from dfem.solvers import minimize_energy
 
 PI = math.pi

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -20,3 +21,17 @@ def temporary_beside(path, suffix: str = ".tmp") -> str:
     os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)
     return tmp
+
+
+def write_json_atomic(path, data) -> None:
+    """Write JSON to ``path`` through a temporary file, so a failure leaves no half-written file."""
+    tmp = temporary_beside(path)
+    try:
+        with open(tmp, "w") as fh:
+            json.dump(data, fh, indent=2)
+            fh.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

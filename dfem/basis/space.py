@@ -74,6 +74,17 @@ class Space:
     def _geometry_is_cacheable(self) -> bool:
         return not self.mesh.nodes.requires_grad
 
+    def _moved(self, stale: tuple[str, ...], **changes):
+        """A copy sharing the dof numbering and patterns, with ``changes`` applied, the
+        geometry cache emptied and the cached properties ``stale`` dropped."""
+        moved = type(self).__new__(type(self))
+        moved.__dict__.update(self.__dict__)
+        moved.__dict__.update(changes)
+        moved._geometry_cache = {}
+        for name in stale:
+            moved.__dict__.pop(name, None)
+        return moved
+
     def cell_values(self, u: torch.Tensor) -> torch.Tensor:
         """Dof values gathered per cell: ``u[..., cell_dofs]`` of shape (..., n_cells, n_basis)."""
         return u[..., self.cell_dofs]
@@ -148,12 +159,7 @@ class FunctionSpace(Space):
 
     def with_nodes(self, nodes: torch.Tensor) -> FunctionSpace:
         """The same space on moved node coordinates (dof map and patterns shared)."""
-        moved = FunctionSpace.__new__(FunctionSpace)
-        moved.__dict__.update(self.__dict__)
-        moved.mesh = self.mesh.with_nodes(nodes)
-        moved._geometry_cache = {}
-        moved.__dict__.pop("cell_dofs", None)
-        return moved
+        return self._moved(("cell_dofs",), mesh=self.mesh.with_nodes(nodes))
 
     def to(self, device=None, dtype=None) -> FunctionSpace:
         """The same space on another device or dtype."""

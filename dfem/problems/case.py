@@ -29,8 +29,6 @@ The full schema is documented in ``docs/cases.md``.
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +37,7 @@ import tomllib
 import torch
 
 from dfem.errors import DfemError
-from dfem.fileio import temporary_beside
+from dfem.fileio import write_json_atomic
 from dfem.problems.domain import NURBS_KEYS, build_mesh, build_space, is_nurbs
 from dfem.problems.expressions import coefficient
 from dfem.problems.nonlinear import NonlinearPoisson
@@ -243,8 +241,11 @@ class Case:
             raise DfemError("a convergence study needs an exact solution: add [exact] u = \"...\".")
         if int(levels) != levels or levels < 1:
             raise DfemError(f"--levels must be a positive integer, got {levels!r}.")
+        spaces = []
+
         def solve(level):
             problem = self.problem(self.space(level))
+            spaces.append(problem.space)
             return problem.space, problem.solve(**self.solver_options())
 
         steps = range(int(levels) + 1)
@@ -253,7 +254,7 @@ class Case:
 
             steps = progress(steps, f"{self.name} refinement", unit="level")
         study = convergence_study(solve, exact, steps)
-        element = self.space().element
+        element = spaces[0].element
         study.update(case=self.name, element=element.name, degree=element.degree)
         if out is not None:
             from dfem.plots import plot_convergence
@@ -382,18 +383,3 @@ def apply_overrides(data: dict, overrides) -> dict:
                 raise DfemError(f"--set {key}: {part!r} is not a table in the case file.")
         table[leaf] = value
     return data
-
-
-def write_json_atomic(path, data) -> None:
-    """Write JSON to ``path`` through a temporary file, so a failure leaves no half-written file."""
-    path = Path(path)
-    tmp = temporary_beside(path)
-    try:
-        with open(tmp, "w") as fh:
-            json.dump(data, fh, indent=2)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

@@ -420,7 +420,7 @@ def run_bukin(out=None, n: int = 256, iterations: int = 500, knot_grad: str = "e
                   knots_v=learned.surface.knots_v.tolist(),
                   fits={key: fit.to_dict() for key, fit in fits.items()})
     if out is not None:
-        from dfem.problems.case import write_json_atomic
+        from dfem.fileio import write_json_atomic
 
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)

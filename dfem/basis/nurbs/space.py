@@ -158,12 +158,7 @@ class IsogeometricSpace(Space):
 
     def with_control_points(self, control_points: torch.Tensor) -> IsogeometricSpace:
         """The same space on moved control points (dof numbering and patterns shared)."""
-        moved = IsogeometricSpace.__new__(IsogeometricSpace)
-        moved.__dict__.update(self.__dict__)
-        moved.patch = self.patch.with_control_points(control_points)
-        moved._geometry_cache = {}
-        moved.__dict__.pop("mesh", None)
-        return moved
+        return self._moved(("mesh",), patch=self.patch.with_control_points(control_points))
 
     # ------------------------------------------------------------------ tables
     def _univariate(self, axis: int, spans: torch.Tensor, xi: torch.Tensor) -> torch.Tensor:
