@@ -26,7 +26,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 from pathlib import Path
 
@@ -41,6 +40,7 @@ from benchmarks.harness import (  # noqa: E402
     best_of,
     load_average,
     machine_info,
+    torch_threads,
     write_json,
 )
 from dfem.basis.nurbs import clamped_knots, surface_points  # noqa: E402
@@ -54,14 +54,6 @@ TARGET_RATIO = 0.01
 AGREEMENT_TOL = 1e-12
 
 
-@contextlib.contextmanager
-def torch_threads(n: int):
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def make_surface(seed: int = 0) -> dict:

@@ -62,6 +62,17 @@ def machine_info(packages: dict[str, str], **extra) -> dict:
 
 
 @contextlib.contextmanager
+def torch_threads(n: int):
+    """Run the block with ``n`` torch threads, then restore the count."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+@contextlib.contextmanager
 def gc_paused():
     """No garbage-collector pause inside a timing (objects are still freed by refcount)."""
     enabled = gc.isenabled()

@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_quick_run_writes_json(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location("iga_convergence",
-                                                  ROOT / "benchmarks" / "iga_convergence.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+def test_quick_run_writes_json(tmp_path, capsys, load_benchmark):
+    module = load_benchmark("iga_convergence")
     out = tmp_path / "iga.json"
     assert module.main(["--quick", "--json", str(out)]) == 0
     result = json.loads(out.read_text())

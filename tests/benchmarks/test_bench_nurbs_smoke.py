@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
 pytest.importorskip("geomdl")
 
-ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "benchmarks" / "bench_nurbs.py"
 
 KEYS = {
     "machine",
@@ -30,17 +25,8 @@ KEYS = {
 }
 
 
-def _load_script():
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    spec = importlib.util.spec_from_file_location("bench_nurbs", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_bench_nurbs_smoke(tmp_path):
-    bench = _load_script()
+def test_bench_nurbs_smoke(tmp_path, load_benchmark):
+    bench = load_benchmark("bench_nurbs")
     out = tmp_path / "bench.json"
     assert bench.main(["--json", str(out), "--quick", "--quiet", "--repeats", "1"]) == 0
     data = json.loads(out.read_text())

@@ -2,28 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
 pytest.importorskip("skfem")
 pytest.importorskip("torchfem")
 pytest.importorskip("pyamg")
-
-ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "benchmarks" / "bench_poisson.py"
-
-
-def _load_script():
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    spec = importlib.util.spec_from_file_location("bench_poisson", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 SIZE_KEYS = {
@@ -58,8 +43,8 @@ SIZE_KEYS = {
 
 
 @pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta")
-def test_bench_poisson_smoke(tmp_path):
-    bench = _load_script()
+def test_bench_poisson_smoke(tmp_path, load_benchmark):
+    bench = load_benchmark("bench_poisson")
     out = tmp_path / "bench.json"
     args = ["--json", str(out), "--sizes", "16", "32", "--repeats", "1", "--quiet", "--no-warmup"]
     assert bench.main(args) == 0
