@@ -1,5 +1,15 @@
-"""Parametric surrogates: diffusivity samplers (and, later, networks trained on the FEM energy)."""
+"""Parametric surrogates: diffusivity samplers, the FEM energy on a grid, networks.
 
+The data path: a sampler draws ``w`` and evaluates ``nu(x; w)`` at the grid nodes (the
+network input) and at the quadrature points (the loss); a network of
+:mod:`dfem.surrogates.networks` inside a :class:`Surrogate` predicts the solution image
+with the Dirichlet values imposed exactly; :class:`GridProblem` evaluates the Galerkin
+energy with the FEM core's assembly, batched over samples, and solves reference samples.
+"""
+
+from dfem.surrogates.grid import GridProblem
+from dfem.surrogates.model import Surrogate, relative_l2
+from dfem.surrogates.networks import FNO, NETWORKS, UNet, build_network
 from dfem.surrogates.samplers import (
     FIELDS,
     KarhunenLoeve,
@@ -10,8 +20,15 @@ from dfem.surrogates.samplers import (
 
 __all__ = [
     "FIELDS",
+    "FNO",
+    "GridProblem",
     "KarhunenLoeve",
     "LogNormalDiffusivity",
+    "NETWORKS",
+    "Surrogate",
+    "UNet",
+    "build_network",
     "exponential_covariance_roots",
+    "relative_l2",
     "sample_parameters",
 ]

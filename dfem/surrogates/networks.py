@@ -1,0 +1,165 @@
+"""Networks that map a diffusivity image to a solution image, behind one interface.
+
+Every network takes ``(batch, in_channels, m, m)`` and returns ``(batch, 1, m, m)`` for any
+image size ``m`` (the Q1/Q2 node grids are odd: 65, 129, ...). The output is not squashed:
+a Sigmoid on the last layer, as in the authors' code, would clamp ``u`` to ``[0, 1]`` and
+make any other boundary data or source unreachable.
+
+- :class:`UNet`: the paper's choice; ``depth`` poolings, ``width`` channels at the top level,
+  doubled at each level, two 3x3 convolutions + norm + LeakyReLU per level, skip
+  connections. Images are padded (replicate) to a multiple of ``2^depth`` and cropped back.
+- :class:`FNO`: a Fourier neural operator (Li et al. 2021): lift, ``layers`` spectral
+  convolutions keeping ``modes`` Fourier modes per axis plus a pointwise path, project.
+  Resolution-independent weights; a cheaper alternative on smooth problems.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from dfem.errors import DfemError
+
+__all__ = ["FNO", "NETWORKS", "UNet", "build_network"]
+
+
+def _norm(kind: str | None, channels: int) -> nn.Module:
+    if kind in (None, "none"):
+        return nn.Identity()
+    if kind == "instance":
+        return nn.InstanceNorm2d(channels, affine=True)
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    raise DfemError(f"norm must be 'instance', 'batch' or 'none', got {kind!r}")
+
+
+class _DoubleConv(nn.Sequential):
+    def __init__(self, cin: int, cout: int, norm: str | None, slope: float):
+        super().__init__(
+            nn.Conv2d(cin, cout, 3, padding=1, padding_mode="replicate"),
+            _norm(norm, cout),
+            nn.LeakyReLU(slope),
+            nn.Conv2d(cout, cout, 3, padding=1, padding_mode="replicate"),
+            _norm(norm, cout),
+            nn.LeakyReLU(slope),
+        )
+
+
+class UNet(nn.Module):
+    """A U-Net with ``depth`` down/up levels (see the module docstring)."""
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        width: int = 16,
+        depth: int = 3,
+        norm: str | None = "instance",
+        slope: float = 0.01,
+    ):
+        super().__init__()
+        if depth < 1 or width < 1 or in_channels < 1:
+            raise DfemError(
+                f"UNet needs depth >= 1, width >= 1 and in_channels >= 1, got depth={depth}, "
+                f"width={width}, in_channels={in_channels}"
+            )
+        self.depth = depth
+        chans = [width * 2**level for level in range(depth + 1)]
+        self.down = nn.ModuleList(
+            [_DoubleConv(in_channels, chans[0], norm, slope)]
+            + [_DoubleConv(chans[i], chans[i + 1], norm, slope) for i in range(depth)]
+        )
+        self.pool = nn.AvgPool2d(2)
+        self.up = nn.ModuleList(
+            [nn.ConvTranspose2d(chans[i + 1], chans[i], 2, stride=2) for i in range(depth)]
+        )
+        self.merge = nn.ModuleList(
+            [_DoubleConv(2 * chans[i], chans[i], norm, slope) for i in range(depth)]
+        )
+        self.head = nn.Conv2d(chans[0], 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        height, width = x.shape[-2:]
+        block = 2**self.depth
+        pad_h, pad_w = (-height) % block, (-width) % block
+        x = nn.functional.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+        skips = []
+        for level, conv in enumerate(self.down):
+            x = conv(x if level == 0 else self.pool(x))
+            skips.append(x)
+        x = skips.pop()
+        for level in reversed(range(self.depth)):
+            x = self.merge[level](torch.cat([self.up[level](x), skips.pop()], dim=1))
+        return self.head(x)[..., :height, :width]
+
+
+class _SpectralConv(nn.Module):
+    """``x -> irfft2(W * rfft2(x))`` keeping ``modes`` frequencies per axis (both signs in y)."""
+
+    def __init__(self, channels: int, modes: int):
+        super().__init__()
+        self.modes = modes
+        scale = 1.0 / channels
+        shape = (2, channels, channels, modes, modes)
+        self.weights = nn.Parameter(scale * torch.randn(*shape, dtype=torch.cfloat))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        height, width = x.shape[-2:]
+        spectrum = torch.fft.rfft2(x, norm="ortho")
+        out = torch.zeros_like(spectrum)
+        m_y = min(self.modes, height // 2)
+        m_x = min(self.modes, spectrum.shape[-1])
+        low, high = spectrum[..., :m_y, :m_x], spectrum[..., -m_y:, :m_x]
+        w = self.weights[..., :m_y, :m_x]
+        out[..., :m_y, :m_x] = torch.einsum("bixy,ioxy->boxy", low, w[0])
+        out[..., -m_y:, :m_x] = torch.einsum("bixy,ioxy->boxy", high, w[1])
+        return torch.fft.irfft2(out, s=(height, width), norm="ortho")
+
+
+class FNO(nn.Module):
+    """A Fourier neural operator (see the module docstring)."""
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        width: int = 32,
+        modes: int = 12,
+        layers: int = 4,
+        slope: float = 0.01,
+    ):
+        super().__init__()
+        if min(width, modes, layers, in_channels) < 1:
+            raise DfemError(
+                f"FNO needs width, modes, layers and in_channels >= 1, got width={width}, "
+                f"modes={modes}, layers={layers}, in_channels={in_channels}"
+            )
+        self.lift = nn.Conv2d(in_channels + 2, width, 1)  # + the pixel coordinates
+        self.spectral = nn.ModuleList([_SpectralConv(width, modes) for _ in range(layers)])
+        self.pointwise = nn.ModuleList([nn.Conv2d(width, width, 1) for _ in range(layers)])
+        self.act = nn.LeakyReLU(slope)
+        self.project = nn.Sequential(
+            nn.Conv2d(width, 2 * width, 1), nn.LeakyReLU(slope), nn.Conv2d(2 * width, 1, 1)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, _, height, width = x.shape
+        ys = torch.linspace(0, 1, height, dtype=x.dtype, device=x.device)
+        xs = torch.linspace(0, 1, width, dtype=x.dtype, device=x.device)
+        grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
+        coords = torch.stack([grid_x, grid_y]).expand(batch, 2, height, width)
+        h = self.lift(torch.cat([x, coords], dim=1))
+        for spectral, pointwise in zip(self.spectral, self.pointwise, strict=True):
+            h = self.act(spectral(h) + pointwise(h))
+        return self.project(h)
+
+
+NETWORKS = {"unet": UNet, "fno": FNO}
+
+
+def build_network(kind: str, in_channels: int, **options) -> nn.Module:
+    """``NETWORKS[kind](in_channels=..., **options)`` with a clear error for bad names."""
+    if kind not in NETWORKS:
+        raise DfemError(f"network must be one of {sorted(NETWORKS)}, got {kind!r}")
+    try:
+        return NETWORKS[kind](in_channels=in_channels, **options)
+    except TypeError as err:
+        raise DfemError(f"bad option for network {kind!r}: {err}") from None

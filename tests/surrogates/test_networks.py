@@ -1,0 +1,77 @@
+"""Surrogate networks: shapes on odd node grids, no output squashing, exact boundary values,
+gradients that reach the weights through the FEM energy."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from dfem.errors import DfemError
+from dfem.surrogates import LogNormalDiffusivity
+from dfem.surrogates.grid import GridProblem
+from dfem.surrogates.model import Surrogate, relative_l2
+from dfem.surrogates.networks import FNO, UNet, build_network
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("size", [17, 33, 40])
+@pytest.mark.parametrize("kind", ["unet", "fno"])
+def test_networks_keep_the_image_size(kind, size):
+    torch.manual_seed(0)
+    options = {"width": 4, "depth": 3} if kind == "unet" else {"width": 4, "modes": 4}
+    net = build_network(kind, 2, **options)
+    out = net(torch.randn(2, 2, size, size))
+    assert out.shape == (2, 1, size, size)
+
+
+def test_output_is_not_squashed():
+    torch.manual_seed(0)
+    net = UNet(1, width=4, depth=2, norm="none")
+    with torch.no_grad():
+        net.head.bias.fill_(5.0)
+    assert net(torch.zeros(1, 1, 9, 9)).min() > 1.0
+
+
+@pytest.mark.parametrize("norm", ["instance", "batch", "none"])
+def test_unet_norms(norm):
+    net = UNet(1, width=4, depth=2, norm=norm)
+    assert net(torch.randn(2, 1, 9, 9)).shape == (2, 1, 9, 9)
+
+
+def test_surrogate_meets_dirichlet_values_and_trains_through_the_energy():
+    torch.manual_seed(0)
+    family = LogNormalDiffusivity()
+    grid = GridProblem(8, "Q1")
+    model = Surrogate(grid, UNet(Surrogate.in_channels(True), width=4, depth=2), coordinates=True)
+    w = family.sample(4, seed=0)
+    log_nu = family.log_field(grid.points, w)
+    nu_q = family(grid.quadrature_points, w)
+    pred = model(log_nu)
+    assert pred.dtype == torch.float64
+    assert torch.all(pred[:, :, 0] == 1.0) and torch.all(pred[:, :, -1] == 0.0)
+    loss = model.energy_loss(log_nu, nu_q)
+    loss.backward()
+    grads = [p.grad for p in model.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert sum(g.abs().sum() for g in grads) > 0
+    ref = grid.solve(nu_q)
+    assert relative_l2(ref, ref).max() == 0 and relative_l2(pred.detach(), ref).min() > 0
+
+
+def test_fno_and_bad_options():
+    assert FNO(1, width=4, modes=3, layers=2)(torch.randn(1, 1, 12, 12)).shape == (1, 1, 12, 12)
+    with pytest.raises(DfemError, match="network must be one of"):
+        build_network("resnet", 1)
+    with pytest.raises(DfemError, match="bad option for network 'unet'"):
+        build_network("unet", 1, modes=3)
+    with pytest.raises(DfemError, match="norm must be"):
+        UNet(1, norm="layer")
+    with pytest.raises(DfemError, match="depth >= 1"):
+        UNet(1, depth=0)
