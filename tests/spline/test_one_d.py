@@ -12,13 +12,7 @@ import torch
 from dfem.errors import DfemError
 from dfem.spline import SplineProjection1d, fit_pieces, project_1d, spline_fit_1d
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _piece_error(segment: np.ndarray, degree: int) -> float:

@@ -14,13 +14,7 @@ from dfem.errors import DfemError
 from dfem.surrogates import LogNormalDiffusivity
 from dfem.surrogates.grid import GridProblem
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("element", ["Q1", "Q2"])

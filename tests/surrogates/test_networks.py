@@ -12,13 +12,7 @@ from dfem.surrogates.grid import GridProblem
 from dfem.surrogates.model import Surrogate, relative_l2
 from dfem.surrogates.networks import FNO, UNet, build_network
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("size", [17, 33, 40])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 
 def _random_knots(rng, p, n_distinct=4, *, clamped=True, max_mult=None):
@@ -39,13 +38,10 @@ def _parameter_values(rng, knots, p, n=50):
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    """These tests work on small tensors: one thread. (Two OpenMP/MKL threads on a busy
-    2-core machine wait for each other at every tiny matmul, 15 ms each.)"""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_thread(one_thread):
+    """These tests work on small tensors: one thread (see tests/conftest.py)."""
+
+
 
 
 @pytest.fixture
