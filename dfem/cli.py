@@ -76,7 +76,10 @@ def _validate(args) -> int:
 def _cases(args) -> int:
     for path in sorted(CASES.glob("*.toml")):
         with open(path, "rb") as fh:
-            description = tomllib.load(fh).get("description", "")
+            data = tomllib.load(fh)
+        description = data.get("description", "")
+        if "training" in data:
+            description += " [surrogate config: dfem surrogate train]"
         print(f"{path.name:<24} {description}")
     return 0
 
@@ -114,8 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
     cases.set_defaults(run=_cases)
 
     from dfem.basis.nurbs.fitting import add_cli
+    from dfem.surrogates.cli import add_cli as add_surrogate_cli
 
     add_cli(sub)
+    add_surrogate_cli(sub)
     return parser
 
 

@@ -83,3 +83,37 @@ def plot_convergence(study: dict, path, degree: int, title: str = "") -> None:
     fig.tight_layout()
     _save(fig, path)
     plt.close(fig)
+
+
+def plot_surrogate_comparison(rows, path) -> None:
+    """One row per sample: ``log10 nu``, surrogate ``u``, FEM ``u`` and their difference.
+
+    ``rows`` is a list of ``(label, log_nu, u_surrogate, u_fem)`` with (m, m) arrays whose
+    row ``j``, column ``i`` is the node at ``(x_i, y_j)``.
+    """
+    plt = _figure()
+    fig, axes = plt.subplots(len(rows), 4, figsize=(13, 3.2 * len(rows)), squeeze=False)
+    extent = (0.0, 1.0, 0.0, 1.0)
+    for ax_row, (label, log_nu, pred, ref) in zip(axes, rows, strict=True):
+        log_nu, pred, ref = (np.asarray(a, dtype=float) for a in (log_nu, pred, ref))
+        low, high = min(pred.min(), ref.min()), max(pred.max(), ref.max())
+        panels = [
+            (log_nu / np.log(10.0), "log10 nu", "viridis", None),
+            (pred, "surrogate u", "coolwarm", (low, high)),
+            (ref, "FEM u", "coolwarm", (low, high)),
+            (pred - ref, f"difference (max {np.abs(pred - ref).max():.2e})", "RdBu_r", None),
+        ]
+        for ax, (image, title, cmap, limits) in zip(ax_row, panels, strict=True):
+            vmin, vmax = limits if limits else (None, None)
+            if title.startswith("difference"):
+                bound = float(np.abs(image).max()) or 1.0
+                vmin, vmax = -bound, bound
+            shown = ax.imshow(image, origin="lower", extent=extent, cmap=cmap, vmin=vmin,
+                              vmax=vmax)
+            fig.colorbar(shown, ax=ax, fraction=0.046)
+            ax.set_title(f"{label}: {title}", fontsize=9)
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)

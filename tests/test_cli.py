@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from dfem.cli import main
-from dfem.problems.case import Case
+from dfem.problems.case import Case, case_files
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -104,7 +104,7 @@ def test_missing_case_file(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("case", sorted((ROOT / "cases").glob("*.toml")))
+@pytest.mark.parametrize("case", case_files(ROOT / "cases"))
 def test_shipped_cases_load(case):
     problem = Case.load(case).problem()
     assert problem.space.n_dofs > 0

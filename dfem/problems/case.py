@@ -55,6 +55,17 @@ _KNOWN = {
 }
 
 
+def case_files(folder) -> list[Path]:
+    """The case files among ``folder/*.toml``, sorted. TOML files with a ``[training]``
+    table there are surrogate training configs (``dfem surrogate train``), not cases."""
+    files = []
+    for path in sorted(Path(folder).glob("*.toml")):
+        with open(path, "rb") as fh:
+            if "training" not in tomllib.load(fh):
+                files.append(path)
+    return files
+
+
 @dataclass
 class Case:
     """A parsed case: the raw table and where it came from."""

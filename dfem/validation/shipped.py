@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dfem.problems.case import Case
+from dfem.problems.case import Case, case_files
 from dfem.progress import progress
 
 RATE_TOLERANCE = 0.15
@@ -51,8 +51,7 @@ def _coarse_n(case: Case) -> int:
 
 def validate(folder: Path, quick: bool = False) -> list[dict]:
     """:func:`validate_case` for every ``*.toml`` in ``folder`` that has ``[exact] u``."""
-    paths = [p for p in sorted(Path(folder).glob("*.toml"))
-             if "u" in Case.load(p).data.get("exact", {})]
+    paths = [p for p in case_files(folder) if "u" in Case.load(p).data.get("exact", {})]
     return [validate_case(p, quick) for p in progress(paths, "validate", unit="case")]
 
 

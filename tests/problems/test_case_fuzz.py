@@ -27,10 +27,10 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from dfem.errors import ConvergenceError, DfemError  # noqa: E402
-from dfem.problems.case import Case  # noqa: E402
+from dfem.problems.case import Case, case_files  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
-CASE_FILES = sorted((ROOT / "cases").glob("*.toml"))
+CASE_FILES = case_files(ROOT / "cases")
 # The shipped cases on 2 x 2 meshes, so that a mutated case builds in milliseconds.
 SMALL_CASES = [re.sub(rb"(?m)^n = \d+", b"n = 2", p.read_bytes()) for p in CASE_FILES]
 MAX_CELLS_PER_SIDE = 8

@@ -1,0 +1,124 @@
+"""``dfem surrogate train CONFIG --out DIR [--resume]`` and ``dfem surrogate eval DIR``."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+__all__ = ["add_cli"]
+
+
+class _Report:
+    """Training progress: a tqdm bar with the loss on a terminal, a line per validation
+    otherwise (logs stay short)."""
+
+    def __init__(self, total: int, done: int):
+        self.bar = None
+        if sys.stderr.isatty():
+            try:
+                from tqdm import tqdm
+
+                self.bar = tqdm(total=total, initial=done, unit="step", file=sys.stderr)
+            except ImportError:
+                pass
+        self.total = total
+
+    def __call__(self, step, loss, validation):
+        if self.bar is not None:
+            self.bar.update(1)
+            shown = {"loss": f"{loss:.4g}"}
+            if validation is not None:
+                shown["val_rel_l2"] = f"{validation['val_rel_l2_mean']:.3g}"
+            self.bar.set_postfix(shown, refresh=False)
+        elif validation is not None:
+            print(
+                f"step {step}/{self.total}: loss {loss:.5g}, validation relative L2 "
+                f"{validation['val_rel_l2_mean']:.4g} (max {validation['val_rel_l2_max']:.3g})",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _train(args) -> int:
+    from dfem.surrogates.config import load_config
+    from dfem.surrogates.training import Trainer, TrainingStopped
+
+    config = load_config(args.config)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    trainer = Trainer(config, out, device=args.device)
+    done = 0
+    if args.resume:
+        trainer.load()
+        done = trainer.step
+    elif trainer.checkpoint_path.exists():
+        from dfem.errors import DfemError
+
+        raise DfemError(
+            f"{out} already holds a training run; continue it with --resume or choose another --out"
+        )
+    if Path(args.config).resolve() != (out / "config.toml").resolve():
+        shutil.copyfile(args.config, out / "config.toml")
+    report = _Report(config.training["steps"], done)
+    try:
+        last = trainer.run(resume=args.resume, report=report)
+    except TrainingStopped as err:
+        report.close()
+        print(f"dfem: training stopped: {err}", file=sys.stderr)
+        return 1
+    finally:
+        report.close()
+    print(
+        f"step {last['step']}: validation relative L2 mean {last['val_rel_l2_mean']:.4g}, "
+        f"max {last['val_rel_l2_max']:.4g}, max abs {last['val_max_abs_err']:.3g}; "
+        f"{trainer.seconds:.0f} s of training"
+    )
+    if trainer.step < config.training["steps"]:
+        print(
+            f"stopped by the time budget at step {trainer.step} of "
+            f"{config.training['steps']}; continue with --resume"
+        )
+    print(f"wrote {out}/checkpoint.pt and history.json")
+    return 0
+
+
+def _eval(args) -> int:
+    from dfem.surrogates.evaluate import evaluate
+
+    m = evaluate(args.folder, args.samples, device=args.device)
+    print(
+        f"{m['samples']} held-out samples: relative L2 mean {m['val_rel_l2_mean']:.4g}, max "
+        f"{m['val_rel_l2_max']:.4g}; max abs error {m['val_max_abs_err']:.3g}"
+    )
+    if m["paper_case_max_abs_err"] is not None:
+        print(f"paper's w: max abs error {m['paper_case_max_abs_err']:.3g}")
+    print(
+        f"FEM solve {m['fem_solve_s_per_sample'] * 1e3:.2f} ms a sample, surrogate "
+        f"{m['surrogate_s_per_sample'] * 1e3:.3f} ms ({m['surrogate_speedup']:.0f}x faster)"
+    )
+    print(f"wrote {args.folder}/metrics.json and compare.png")
+    return 0
+
+
+def add_cli(subparsers) -> None:
+    """Register ``dfem surrogate {train, eval}``."""
+    cmd = subparsers.add_parser("surrogate", help="train and evaluate FEM-energy surrogates")
+    sub = cmd.add_subparsers(dest="surrogate_command", required=True)
+    train = sub.add_parser("train", help="train a surrogate from a TOML config")
+    train.add_argument("config", help="the config file (TOML; see docs/surrogates.md)")
+    train.add_argument("--out", required=True, help="folder for checkpoints and history")
+    train.add_argument(
+        "--resume", action="store_true", help="continue the run in --out from its checkpoint"
+    )
+    train.set_defaults(run=_train)
+    ev = sub.add_parser("eval", help="metrics.json and compare.png for a trained surrogate")
+    ev.add_argument("folder", help="the --out folder of a training run")
+    ev.add_argument("--samples", type=int, help="held-out samples (default: the config's)")
+    ev.set_defaults(run=_eval)
+    for command in (train, ev):
+        command.add_argument("--device", default=None, help="torch device (default cpu)")
