@@ -62,17 +62,21 @@ def _train(args) -> int:
         raise DfemError(
             f"{out} already holds a training run; continue it with --resume or choose another --out"
         )
-    if Path(args.config).resolve() != (out / "config.toml").resolve():
+    if trainer.rank == 0 and Path(args.config).resolve() != (out / "config.toml").resolve():
         shutil.copyfile(args.config, out / "config.toml")
-    report = _Report(config.training["steps"], done)
+    main_rank = trainer.rank == 0  # under torchrun, rank 0 reports for all
+    report = _Report(config.training["steps"], done) if main_rank else None
     try:
         last = trainer.run(resume=args.resume, report=report)
     except TrainingStopped as err:
-        report.close()
-        print(f"dfem: training stopped: {err}", file=sys.stderr)
+        if main_rank:
+            print(f"dfem: training stopped: {err}", file=sys.stderr)
         return 1
     finally:
-        report.close()
+        if report is not None:
+            report.close()
+    if not main_rank:
+        return 0
     print(
         f"step {last['step']}: validation relative L2 mean {last['val_rel_l2_mean']:.4g}, "
         f"max {last['val_rel_l2_max']:.4g}, max abs {last['val_max_abs_err']:.3g}; "

@@ -29,6 +29,7 @@
     lr = 2e-3
     schedule = "cosine"       # or "constant"
     loss_scale = "geometric-mean"   # or "none": divide each sample's energy by exp(mean log nu)
+    precondition = "none"     # or "jacobi": scale the energy gradient at node i by 1 / K_ii
     seed = 0
     validation_samples = 64
     validate_every = 200
@@ -57,6 +58,7 @@ _TABLES = {
         "lr",
         "schedule",
         "loss_scale",
+        "precondition",
         "seed",
         "validation_samples",
         "validate_every",
@@ -64,6 +66,7 @@ _TABLES = {
 }
 SCHEDULES = ("cosine", "constant")
 LOSS_SCALES = ("geometric-mean", "none")
+PRECONDITIONERS = ("none", "jacobi")
 
 
 @dataclass
@@ -154,6 +157,7 @@ def from_dict(data: dict) -> TrainingConfig:
         "lr": 2e-3,
         "schedule": "cosine",
         "loss_scale": "geometric-mean",
+        "precondition": "none",
         "seed": 0,
         "validation_samples": 64,
         "validate_every": 200,
@@ -170,6 +174,7 @@ def from_dict(data: dict) -> TrainingConfig:
         _positive_number("training", "time_budget_s", t["time_budget_s"])
     _choice("training", "schedule", t["schedule"], SCHEDULES)
     _choice("training", "loss_scale", t["loss_scale"], LOSS_SCALES)
+    _choice("training", "precondition", t["precondition"], PRECONDITIONERS)
     return TrainingConfig(problem, sampler, network, training, description)
 
 

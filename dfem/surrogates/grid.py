@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 
 from dfem.assembly import AtQuadrature
-from dfem.assembly.forms import energy
+from dfem.assembly.forms import assemble_matrix, energy
 from dfem.basis.space import FunctionSpace
 from dfem.errors import DfemError
 from dfem.mesh import rectangle
@@ -136,6 +136,15 @@ class GridProblem:
         quadrature points. Differentiable in both."""
         u = self.to_dofs(self.impose(image))
         return energy(self.space, u, nu=AtQuadrature(nu_q), f=self.f, neumann=self.neumann)
+
+    def stiffness_diagonal(self, nu_q: torch.Tensor) -> torch.Tensor:
+        """``K_ii = int nu |grad phi_i|^2`` for each sample, as images (batch, m, m)."""
+        pattern = self.space.pattern
+        on_diagonal = torch.nonzero(pattern.rows == pattern.indices).ravel()
+        values = assemble_matrix(self.space, AtQuadrature(nu_q))[..., on_diagonal]
+        diagonal = values.new_zeros(*values.shape[:-1], self.space.n_dofs)
+        diagonal[..., pattern.rows[on_diagonal]] = values
+        return self.to_grid(diagonal)
 
     def solve(self, nu_q: torch.Tensor, progress=None) -> torch.Tensor:
         """Reference FEM solutions (batch, m, m): one sparse direct solve per sample.

@@ -35,11 +35,14 @@ def _norm(kind: str | None, channels: int) -> nn.Module:
 
 class _DoubleConv(nn.Sequential):
     def __init__(self, cin: int, cout: int, norm: str | None, slope: float):
+        # a bias before a norm layer is removed by it: its gradient is zero up to rounding,
+        # which Adam would blow up to full-size steps, so the convolutions drop it
+        bias = norm in (None, "none")
         super().__init__(
-            nn.Conv2d(cin, cout, 3, padding=1, padding_mode="replicate"),
+            nn.Conv2d(cin, cout, 3, padding=1, padding_mode="replicate", bias=bias),
             _norm(norm, cout),
             nn.LeakyReLU(slope),
-            nn.Conv2d(cout, cout, 3, padding=1, padding_mode="replicate"),
+            nn.Conv2d(cout, cout, 3, padding=1, padding_mode="replicate", bias=bias),
             _norm(norm, cout),
             nn.LeakyReLU(slope),
         )
@@ -69,8 +72,13 @@ class UNet(nn.Module):
             + [_DoubleConv(chans[i], chans[i + 1], norm, slope) for i in range(depth)]
         )
         self.pool = nn.AvgPool2d(2)
+        # a constant added by an up-convolution is removed by the norm after the merge
+        up_bias = norm in (None, "none")
         self.up = nn.ModuleList(
-            [nn.ConvTranspose2d(chans[i + 1], chans[i], 2, stride=2) for i in range(depth)]
+            [
+                nn.ConvTranspose2d(chans[i + 1], chans[i], 2, stride=2, bias=up_bias)
+                for i in range(depth)
+            ]
         )
         self.merge = nn.ModuleList(
             [_DoubleConv(2 * chans[i], chans[i], norm, slope) for i in range(depth)]

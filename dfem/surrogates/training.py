@@ -9,7 +9,10 @@ The loss of a batch is the mean over samples of ``J(u_hat; nu) / s(nu)``, where 
 the Galerkin energy of :class:`~dfem.surrogates.GridProblem` and ``s`` either 1 or the
 geometric mean ``exp(mean log nu)`` of the sample's diffusivity. Dividing one sample's
 energy by a positive constant does not move its minimiser, but it stops samples with a
-large diffusivity from drowning the others' gradients in a batch.
+large diffusivity from drowning the others' gradients in a batch. With
+``precondition = "jacobi"`` the energy gradient at each node is also divided by the
+stiffness diagonal ``K_ii`` (relative to its mean): a diagonal preconditioner of the
+functional gradient, label-free, with the same stationary point.
 
 Files in the output folder, each written atomically:
 
@@ -29,6 +32,7 @@ import torch
 
 from dfem.errors import DfemError
 from dfem.fileio import temporary_beside, write_json_atomic
+from dfem.surrogates import distributed
 from dfem.surrogates.config import TrainingConfig
 from dfem.surrogates.grid import GridProblem
 from dfem.surrogates.model import Surrogate, relative_l2
@@ -70,7 +74,8 @@ class Trainer:
 
     def __init__(self, config: TrainingConfig, out, device=None):
         self.config, self.out = config, Path(out)
-        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        device = torch.device(device) if device is not None else torch.device("cpu")
+        self.device, self.rank, self.world = distributed.setup(device)
         p, s, net, t = config.problem, config.sampler, config.network, config.training
         self.grid = GridProblem(
             p["n"], p["element"], p["dirichlet"], p["neumann"], p["f"], device=self.device
@@ -80,9 +85,17 @@ class Trainer:
         options = {k: v for k, v in net.items() if k not in ("kind", "coordinates", "log_scale")}
         torch.manual_seed(t["seed"])
         network = build_network(net["kind"], Surrogate.in_channels(net["coordinates"]), **options)
-        self.model = Surrogate(
-            self.grid, network.to(self.device), net["log_scale"], net["coordinates"]
-        )
+        self.network = network.to(self.device)  # the bare network: what checkpoints hold
+        if self.world > 1:
+            if t["batch_size"] % self.world:
+                raise DfemError(
+                    f"[training] batch_size = {t['batch_size']} does not split evenly over "
+                    f"{self.world} processes; use a multiple of {self.world}"
+                )
+            network = torch.nn.parallel.DistributedDataParallel(self.network)
+        else:
+            network = self.network
+        self.model = Surrogate(self.grid, network, net["log_scale"], net["coordinates"])
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=t["lr"])
         self.step, self.seconds, self.history = 0, 0.0, []
 
@@ -103,7 +116,15 @@ class Trainer:
         return log_nu, nu_q
 
     def references(self) -> dict:
-        """Held-out samples and their FEM solutions, solved once and cached on disk."""
+        """Held-out samples and their FEM solutions, solved once and cached on disk (by
+        rank 0; the other ranks read them)."""
+        if self.world == 1:
+            return self._references()
+        ours = self._references() if self.rank == 0 else None
+        torch.distributed.barrier()
+        return ours if ours is not None else self._references()
+
+    def _references(self) -> dict:
         path = self.out / "references.pt"
         n = self.config.training["validation_samples"]
         key = {"problem": self.config.problem, "sampler": self.config.sampler, "n": n}
@@ -135,8 +156,18 @@ class Trainer:
         return 0.5 * t["lr"] * (1.0 + math.cos(math.pi * min(step, t["steps"]) / t["steps"]))
 
     def loss(self, log_nu: torch.Tensor, nu_q: torch.Tensor) -> torch.Tensor:
-        energies = self.grid.energy(self.model(log_nu), nu_q)
-        if self.config.training["loss_scale"] == "geometric-mean":
+        t = self.config.training
+        prediction = self.model(log_nu)
+        if t["precondition"] == "jacobi":
+            # the energy's gradient at node i is the residual r_i, which scales with the local
+            # nu; dividing it by K_ii (relative to the sample's mean K_ii) lets nodes in
+            # low-nu regions learn as fast as the rest. Its zeros are the FEM solution still.
+            diagonal = self.grid.stiffness_diagonal(nu_q)
+            scale = diagonal.mean(dim=(-2, -1), keepdim=True)
+            weight = torch.where(self.grid.fixed_mask, 1.0, scale / diagonal)
+            prediction.register_hook(lambda grad: grad * weight)
+        energies = self.grid.energy(prediction, nu_q)
+        if t["loss_scale"] == "geometric-mean":
             energies = energies / torch.exp(nu_q.log().mean(dim=(-2, -1)))
         return energies.mean()
 
@@ -144,13 +175,15 @@ class Trainer:
         t = self.config.training
         for group in self.optimizer.param_groups:
             group["lr"] = self.learning_rate(self.step)
-        log_nu, nu_q = self.fields(self.parameters_for(self.step, t["batch_size"]))
+        # every rank draws the whole batch (cheap) and keeps its own share of it
+        w = self.parameters_for(self.step, t["batch_size"])[self.rank :: self.world]
+        log_nu, nu_q = self.fields(w)
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
         loss = self.loss(log_nu, nu_q)
-        if not torch.isfinite(loss):
+        if distributed.any_rank(not bool(torch.isfinite(loss)), self.device):
             raise TrainingStopped(
-                f"the loss is {loss.item()} at step {self.step}; the last good checkpoint "
+                f"the loss is not finite at step {self.step}; the last good checkpoint "
                 f"(step {self._saved_step}) is kept in {self.out}. Lower [training] lr and "
                 "resume, or start again."
             )
@@ -176,9 +209,12 @@ class Trainer:
         return self.out / "checkpoint.pt"
 
     def save(self) -> None:
+        self._saved_step = self.step
+        if self.rank != 0:
+            return
         save_atomic(
             {
-                "model": self.model.state_dict(),
+                "model": self.network.state_dict(),
                 "optimizer": self.optimizer.state_dict(),
                 "step": self.step,
                 "seconds": self.seconds,
@@ -188,7 +224,6 @@ class Trainer:
             },
             self.checkpoint_path,
         )
-        self._saved_step = self.step
         write_json_atomic(self.out / "history.json", self.history)
 
     def load(self) -> None:
@@ -204,7 +239,7 @@ class Trainer:
                 f"the checkpoint in {self.out} was written with a different config; resume "
                 "with the same config file, or train into a new folder"
             )
-        self.model.load_state_dict(state["model"])
+        self.network.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.step, self.seconds = state["step"], state["seconds"]
         self.history = state["history"]
@@ -250,7 +285,7 @@ class Trainer:
                 self.save()
             if report is not None:
                 report(self.step, loss, validation)
-            if budget is not None and self.seconds >= budget:
+            if budget is not None and distributed.any_rank(self.seconds >= budget, self.device):
                 break
         if not self.history or self.history[-1]["step"] != self.step:
             self.history.append(

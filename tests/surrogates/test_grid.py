@@ -89,3 +89,15 @@ def test_bad_settings_give_clear_errors():
     grid = GridProblem(4)
     with pytest.raises(DfemError, match="5x5"):
         grid.impose(torch.zeros(2, 4, 4))
+
+
+def test_stiffness_diagonal_matches_the_assembled_matrix():
+    family = LogNormalDiffusivity()
+    grid = GridProblem(5, "Q2")
+    w = family.sample(2, seed=1)
+    nu_q = family(grid.quadrature_points, w)
+    diagonal = grid.stiffness_diagonal(nu_q)
+    for b in range(2):
+        K, _ = Poisson(grid.space, nu=AtQuadrature(nu_q[b])).assemble(format="scipy")
+        expected = torch.as_tensor(K.diagonal())
+        torch.testing.assert_close(grid.to_dofs(diagonal[b]), expected)
