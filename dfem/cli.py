@@ -116,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     cases = sub.add_parser("cases", help="list the shipped cases")
     cases.set_defaults(run=_cases)
 
-    from dfem.basis.nurbs.fitting import add_cli
+    from dfem.basis.nurbs.cli import add_cli
     from dfem.surrogates.cli import add_cli as add_surrogate_cli
 
     add_cli(sub)

@@ -117,3 +117,39 @@ def plot_surrogate_comparison(rows, path) -> None:
     fig.tight_layout()
     _save(fig, path)
     plt.close(fig)
+
+
+def plot_nurbs_fit(grid, fixed, learned, path, x_range, y_range) -> None:
+    """2 x 2 figure of a NURBS surface fit (:mod:`dfem.basis.nurbs.fitting`): target,
+    learnable-knot fit, its error, and the knot positions of both fits."""
+    plt = _figure()
+    x, y, z = grid.x.numpy(), grid.y.numpy(), grid.z.numpy()
+    fit = learned.surface(grid.u, grid.v)[..., 0].detach().numpy()
+    fig, axes = plt.subplots(2, 2, figsize=(10, 8), constrained_layout=True)
+    err = float(np.abs(fit - z).max())
+    panels = [(z, "target z (Bukin N.6)", "viridis", z.min(), z.max()),
+              (fit, f"fit: {learned.setting}", "viridis", z.min(), z.max()),
+              (fit - z, f"error z_fit - z (MSE {learned.mse:.3g})", "RdBu_r", -err, err)]
+    for ax, (data, title, cmap, lo, hi) in zip(axes.flat, panels, strict=False):
+        image = ax.imshow(data.T, origin="lower", extent=[*x_range, *y_range], aspect="auto",
+                          cmap=cmap, vmin=lo, vmax=hi)
+        fig.colorbar(image, ax=ax)
+        ax.set(title=title, xlabel="x", ylabel="y")
+    ax = axes[1, 1]
+    ax.contour(x, y, z.T, levels=12, colors="0.75", linewidths=0.6)
+    ax.plot(x, 0.01 * x**2, "k-", lw=1, label="trough y = 0.01 x²")
+    for result, style in ((fixed, ":"), (learned, "-")):
+        s = result.surface
+        for axis, knots, d, color, lo, hi in (
+            ("u", s.knots_u, s.degree_u, "tab:red", *x_range),
+            ("v", s.knots_v, s.degree_v, "tab:blue", *y_range),
+        ):
+            draw = ax.axvline if axis == "u" else ax.axhline
+            for k, t in enumerate(knots.detach().numpy()[d + 1 : -(d + 1)]):
+                draw(lo + (hi - lo) * t, color=color, ls=style, lw=1,
+                     label=f"{axis} knots, {result.setting}" if k == 0 else None)
+    ax.set(title="interior knots (dotted: fixed, solid: learned)", xlabel="x", ylabel="y",
+           xlim=x_range, ylim=y_range)
+    ax.legend(fontsize=7, loc="lower right")
+    _save(fig, path)
+    plt.close(fig)

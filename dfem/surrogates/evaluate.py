@@ -36,8 +36,11 @@ def load_trained(folder, device=None) -> Trainer:
     path = Path(folder) / "checkpoint.pt"
     if not path.exists():
         raise DfemError(f"no checkpoint.pt in {folder}; train with `dfem surrogate train` first")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    trainer = Trainer(from_dict(state["config"]), folder, device=device)
+    try:
+        config = torch.load(path, map_location="cpu", weights_only=True)["config"]
+    except Exception as err:  # a truncated or foreign file
+        raise DfemError(f"cannot read the checkpoint {path}: {err}") from None
+    trainer = Trainer(from_dict(config), folder, device=device)
     trainer.load()
     return trainer
 

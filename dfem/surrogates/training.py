@@ -129,7 +129,10 @@ class Trainer:
         n = self.config.training["validation_samples"]
         key = {"problem": self.config.problem, "sampler": self.config.sampler, "n": n}
         if path.exists():
-            cached = torch.load(path, map_location=self.device)
+            try:
+                cached = torch.load(path, map_location=self.device, weights_only=True)
+            except Exception:  # a damaged cache is solved again
+                cached = {}
             if cached.get("key") == key:
                 return cached
         w = self.parameters_for(VALIDATION_STREAM, n)

@@ -178,3 +178,13 @@ def test_torchrun_with_two_processes_matches_one(tmp_path):
     one = torch.load(tmp_path / "one" / "checkpoint.pt", weights_only=True)["model"]
     for key in one:
         torch.testing.assert_close(two[key], one[key], rtol=1e-5, atol=1e-6)
+
+
+def test_damaged_files_are_handled(tmp_path):
+    trainer = Trainer(from_dict(TINY), tmp_path)
+    trainer.run(stop_after=2)
+    (tmp_path / "references.pt").write_bytes(b"not a torch file")
+    again = Trainer(from_dict(TINY), tmp_path)
+    assert again.references()["u"].shape == (3, 9, 9)  # solved again
+    (tmp_path / "checkpoint.pt").write_bytes(b"garbage")
+    assert main(["surrogate", "eval", str(tmp_path)]) == 2

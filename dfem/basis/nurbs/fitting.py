@@ -32,8 +32,8 @@ from dfem.basis.nurbs.knots import OrderedKnots, clamped_knots
 from dfem.basis.nurbs.layer import NURBSSurface
 from dfem.errors import DfemError
 
-__all__ = ["BukinGrid", "FitResult", "add_cli", "bukin6", "bukin_grid", "fit_fixed_knots",
-           "fit_learnable_knots", "lsq_control_points", "plot_fit", "run_bukin"]
+__all__ = ["BukinGrid", "FitResult", "bukin6", "bukin_grid", "fit_fixed_knots",
+           "fit_learnable_knots", "lsq_control_points", "run_bukin"]
 
 X_RANGE, Y_RANGE = (-15.0, -5.0), (-3.0, 3.0)
 #: The paper's Table 3 (MSE without / with knot reparameterisation), by grid size.
@@ -347,43 +347,6 @@ def fit_learnable_knots(grid: BukinGrid, *, n_ctrl: int = 8, degree: int = 3,
                      done + its, history + hist, bspline)
 
 
-def plot_fit(grid: BukinGrid, fixed: FitResult, learned: FitResult, path) -> None:
-    """2 x 2 figure: target, learnable-knot fit, its error, knot positions (atomic write)."""
-    from dfem.plots import _figure, _save
-
-    plt = _figure()
-    x, y, z = grid.x.numpy(), grid.y.numpy(), grid.z.numpy()
-    fit = learned.surface(grid.u, grid.v)[..., 0].detach().numpy()
-    fig, axes = plt.subplots(2, 2, figsize=(10, 8), constrained_layout=True)
-    err = float(np.abs(fit - z).max())
-    panels = [(z, "target z (Bukin N.6)", "viridis", z.min(), z.max()),
-              (fit, f"fit: {learned.setting}", "viridis", z.min(), z.max()),
-              (fit - z, f"error z_fit - z (MSE {learned.mse:.3g})", "RdBu_r", -err, err)]
-    for ax, (data, title, cmap, lo, hi) in zip(axes.flat, panels, strict=False):
-        image = ax.imshow(data.T, origin="lower", extent=[*X_RANGE, *Y_RANGE], aspect="auto",
-                          cmap=cmap, vmin=lo, vmax=hi)
-        fig.colorbar(image, ax=ax)
-        ax.set(title=title, xlabel="x", ylabel="y")
-    ax = axes[1, 1]
-    ax.contour(x, y, z.T, levels=12, colors="0.75", linewidths=0.6)
-    ax.plot(x, 0.01 * x**2, "k-", lw=1, label="trough y = 0.01 x²")
-    for result, style in ((fixed, ":"), (learned, "-")):
-        s = result.surface
-        for axis, knots, d, color, lo, hi in (
-            ("u", s.knots_u, s.degree_u, "tab:red", *X_RANGE),
-            ("v", s.knots_v, s.degree_v, "tab:blue", *Y_RANGE),
-        ):
-            draw = ax.axvline if axis == "u" else ax.axhline
-            for k, t in enumerate(knots.detach().numpy()[d + 1 : -(d + 1)]):
-                draw(lo + (hi - lo) * t, color=color, ls=style, lw=1,
-                     label=f"{axis} knots, {result.setting}" if k == 0 else None)
-    ax.set(title="interior knots (dotted: fixed, solid: learned)", xlabel="x", ylabel="y",
-           xlim=X_RANGE, ylim=Y_RANGE)
-    ax.legend(fontsize=7, loc="lower right")
-    _save(fig, path)
-    plt.close(fig)
-
-
 def run_bukin(out=None, n: int = 256, iterations: int = 500, knot_grad: str = "exact",
               sigma: float = 1e-2, seed: int = 0, *, progress: bool = False) -> dict:
     """The Table 3 experiment: fixed and learnable knots, each as a B-spline and a NURBS.
@@ -425,37 +388,7 @@ def run_bukin(out=None, n: int = 256, iterations: int = 500, knot_grad: str = "e
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         write_json_atomic(out / "nurbs_fit.json", result)
-        plot_fit(grid, fixed, learned, out / "nurbs_fit.png")
+        from dfem.plots import plot_nurbs_fit
+
+        plot_nurbs_fit(grid, fixed, learned, out / "nurbs_fit.png", X_RANGE, Y_RANGE)
     return result
-
-
-def _nurbs_fit(args) -> int:
-    result = run_bukin(args.out, n=args.grid, iterations=args.iterations,
-                       knot_grad=args.knot_grad, sigma=args.sigma, seed=args.seed,
-                       progress=True)
-    print(f"Bukin N.6, {args.grid} x {args.grid} points; MSE = {MSE_DEFINITION}")
-    print(f"{'setting':<34} {'MSE':>9} {'paper MSE':>10} {'seconds':>8}")
-    for key, paper in [("fixed_knots_bspline", None), ("fixed_knots", "fixed_knots"),
-                       ("learnable_knots_bspline", None), ("learnable_knots", "learnable_knots")]:
-        shown = "-" if paper is None else f"{result[f'paper_mse_{paper}']:.2f}"
-        print(f"{result['fits'][key]['setting']:<34} {result[f'mse_{key}']:>9.4g} "
-              f"{shown:>10} {result[f'seconds_{key}']:>8.2f}")
-    if args.out:
-        print(f"wrote {args.out}/nurbs_fit.json and nurbs_fit.png")
-    return 0
-
-
-def add_cli(subparsers) -> None:
-    """Register ``dfem nurbs-fit`` on an ``argparse`` subparsers object (handler: ``run``)."""
-    cmd = subparsers.add_parser("nurbs-fit", help="the DSA paper's Bukin N.6 NURBS surface fit")
-    cmd.add_argument("--out", help="folder for nurbs_fit.json and nurbs_fit.png")
-    cmd.add_argument("--grid", type=int, default=256, help="target points per side (256)")
-    cmd.add_argument("--iterations", type=int, default=500,
-                     help="L-BFGS iterations per stage (500)")
-    cmd.add_argument("--knot-grad", choices=["exact", "gaussian"], default="exact",
-                     help="knot gradient (exact)")
-    cmd.add_argument("--sigma", type=float, default=1e-2,
-                     help="Gaussian bandwidth for --knot-grad gaussian (0.01)")
-    cmd.add_argument("--seed", type=int, default=0,
-                     help="0: start from the uniform knots; others perturb them (0)")
-    cmd.set_defaults(run=_nurbs_fit)

@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from dfem.basis.nurbs import basis_matrix, clamped_knots
+from dfem.basis.nurbs.cli import add_cli
 from dfem.basis.nurbs.fitting import (
     PAPER_MSE,
-    add_cli,
     bukin6,
     bukin_grid,
     fit_fixed_knots,
