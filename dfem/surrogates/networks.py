@@ -8,6 +8,9 @@ make any other boundary data or source unreachable.
 - :class:`UNet`: the paper's choice; ``depth`` poolings, ``width`` channels at the top level,
   doubled at each level, two 3x3 convolutions + norm + LeakyReLU per level, skip
   connections. Images are padded (replicate) to a multiple of ``2^depth`` and cropped back.
+  ``norm="batch"`` suits parametric PDE maps better than ``"instance"``: instance norm after
+  a bias-free convolution makes the features invariant to the input's amplitude, so the
+  contrast of ``log nu`` (which the solution depends on) is lost.
 - :class:`FNO`: a Fourier neural operator (Li et al. 2021): lift, ``layers`` spectral
   convolutions keeping ``modes`` Fourier modes per axis plus a pointwise path, project.
   Resolution-independent weights; a cheaper alternative on smooth problems.

@@ -173,8 +173,11 @@ class LogNormalDiffusivity(_SeparableLogField):
 
     def __init__(self, roots=PAPER_ROOTS, bound: float = 3.0):
         roots = np.asarray(roots, dtype=float)
-        if roots.ndim != 1 or len(roots) == 0 or not np.all(roots > 0):
-            raise DfemError(f"roots must be a non-empty list of positive numbers, got {roots!r}.")
+        if roots.ndim != 1 or len(roots) == 0 or not np.all((roots > 0) & (roots < 1e6)):
+            raise DfemError(
+                f"roots must be a non-empty list of positive numbers below 1e6 (the modes "
+                f"oscillate with frequency a_i), got {roots!r}."
+            )
         if not bound > 0:
             raise DfemError(f"bound must be positive, got {bound!r}.")
         ones = np.ones_like(roots)
