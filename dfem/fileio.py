@@ -23,15 +23,27 @@ def temporary_beside(path, suffix: str = ".tmp") -> str:
     return tmp
 
 
+def write_atomically(path, write, suffix: str = ".tmp") -> None:
+    """Run ``write(tmp)`` on a temporary file beside ``path``, then rename it to ``path``.
+
+    A failure (or an interrupt) leaves ``path`` as it was and no temporary file behind.
+    ``suffix`` keeps the extension that writers such as matplotlib or meshio read.
+    """
+    tmp = temporary_beside(path, suffix=suffix)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
 def write_json_atomic(path, data) -> None:
     """Write JSON to ``path`` through a temporary file, so a failure leaves no half-written file."""
-    tmp = temporary_beside(path)
-    try:
+
+    def dump(tmp):
         with open(tmp, "w") as fh:
             json.dump(data, fh, indent=2)
             fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+
+    write_atomically(path, dump)

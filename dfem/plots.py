@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
-from dfem.fileio import temporary_beside
+from dfem.fileio import write_atomically
 
 # Mesh edges are drawn only when they would not hide the field.
 MAX_CELLS_WITH_EDGES = 4096
@@ -24,13 +23,7 @@ def _figure():
 
 def _save(fig, path) -> None:
     path = Path(path)
-    tmp = temporary_beside(path, suffix=path.suffix)
-    try:
-        fig.savefig(tmp, dpi=120)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_atomically(path, lambda tmp: fig.savefig(tmp, dpi=120), suffix=path.suffix)
 
 
 def plot_solution(space, u, path, title: str = "") -> None:

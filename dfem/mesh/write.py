@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import os
-import uuid
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
@@ -13,6 +11,7 @@ import numpy as np
 import torch
 
 from dfem.errors import DfemError
+from dfem.fileio import write_atomically
 from dfem.mesh.mesh import Mesh
 from dfem.mesh.read import _MESHIO_TYPE
 
@@ -63,28 +62,25 @@ def write_mesh(path, mesh: Mesh, point_data=None, cell_data=None, *, cell_tags=N
         raise DfemError(f"cannot write {path}: folder {folder} does not exist.")
 
     raw, names = _to_meshio(mesh, point_data, cell_data, cell_tags, gmsh=ext == ".msh")
-    tmp = folder / f".{path.name}.{uuid.uuid4().hex[:12]}.tmp{ext}"
-    try:
+    def write(tmp: str) -> None:
         try:
             if ext == ".msh":
                 # 2.2 keeps a physical tag on every element without needing gmsh entities.
-                meshio.gmsh.write(str(tmp), raw, fmt_version="2.2", binary=False)
+                meshio.gmsh.write(tmp, raw, fmt_version="2.2", binary=False)
             elif ext == ".vtu":
-                meshio.vtu.write(str(tmp), raw)
-                _add_vtu_field_data(tmp, names)
+                meshio.vtu.write(tmp, raw)
+                _add_vtu_field_data(Path(tmp), names)
             elif ext == ".vtk":
-                meshio.vtk.write(str(tmp), raw)
+                meshio.vtk.write(tmp, raw)
             else:
                 # Inline XML data: an HDF5 side file would be named after the temporary file.
-                meshio.xdmf.write(str(tmp), raw, data_format="XML")
+                meshio.xdmf.write(tmp, raw, data_format="XML")
         except ImportError as err:
             raise DfemError(f"writing {path} needs the package {err.name!r}: {err}") from err
         except (meshio.WriteError, ValueError, KeyError) as err:
             raise DfemError(f"could not write {path}: {err}") from err
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+
+    write_atomically(path, write, suffix=f".tmp{ext}")
 
 
 def _numpy(value) -> np.ndarray:

@@ -11,20 +11,24 @@ __all__ = ["add_cli"]
 
 class _Report:
     """Training progress: a tqdm bar with the loss on a terminal, a line per validation
-    otherwise (logs stay short)."""
+    otherwise (logs stay short). The bar starts at the first step reported, so a resumed
+    run shows where it picked up."""
 
-    def __init__(self, total: int, done: int):
-        self.bar = None
-        if sys.stderr.isatty():
-            try:
-                from tqdm import tqdm
+    def __init__(self, total: int):
+        self.bar, self.total = None, total
+        self.interactive = sys.stderr.isatty()
 
-                self.bar = tqdm(total=total, initial=done, unit="step", file=sys.stderr)
-            except ImportError:
-                pass
-        self.total = total
+    def _open_bar(self, step: int) -> None:
+        try:
+            from tqdm import tqdm
+        except ImportError:
+            self.interactive = False
+            return
+        self.bar = tqdm(total=self.total, initial=step - 1, unit="step", file=sys.stderr)
 
     def __call__(self, step, loss, validation):
+        if self.interactive and self.bar is None:
+            self._open_bar(step)
         if self.bar is not None:
             self.bar.update(1)
             shown = {"loss": f"{loss:.4g}"}
@@ -52,20 +56,18 @@ def _train(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     trainer = Trainer(config, out, device=args.device)
-    done = 0
-    if args.resume:
-        trainer.load()
-        done = trainer.step
-    elif trainer.checkpoint_path.exists():
+    if not args.resume and trainer.checkpoint_path.exists():
         from dfem.errors import DfemError
 
         raise DfemError(
             f"{out} already holds a training run; continue it with --resume or choose another --out"
         )
-    if trainer.rank == 0 and Path(args.config).resolve() != (out / "config.toml").resolve():
-        shutil.copyfile(args.config, out / "config.toml")
-    main_rank = trainer.rank == 0  # under torchrun, rank 0 reports for all
-    report = _Report(config.training["steps"], done) if main_rank else None
+    main_rank = trainer.rank == 0  # under torchrun, rank 0 writes and reports for all
+    # a resumed run keeps the copy it started with (run() refuses a different config)
+    copy = out / "config.toml"
+    if main_rank and not args.resume and Path(args.config).resolve() != copy.resolve():
+        shutil.copyfile(args.config, copy)
+    report = _Report(config.training["steps"]) if main_rank else None
     try:
         last = trainer.run(resume=args.resume, report=report)
     except TrainingStopped as err:

@@ -24,14 +24,13 @@ Files in the output folder, each written atomically:
 from __future__ import annotations
 
 import math
-import os
 import time
 from pathlib import Path
 
 import torch
 
 from dfem.errors import DfemError
-from dfem.fileio import temporary_beside, write_json_atomic
+from dfem.fileio import write_atomically, write_json_atomic
 from dfem.surrogates import distributed
 from dfem.surrogates.config import TrainingConfig
 from dfem.surrogates.grid import GridProblem
@@ -51,14 +50,7 @@ class TrainingStopped(RuntimeError):
 
 def save_atomic(obj, path: Path) -> None:
     """``torch.save`` through a temporary file: a crash leaves the old file intact."""
-    tmp = temporary_beside(path)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_atomically(path, lambda tmp: torch.save(obj, tmp))
 
 
 class Trainer:
