@@ -19,6 +19,7 @@ from dfem import mesh
 from dfem.assembly import AtQuadrature, Nodal, PerCell, assemble, energy, residual
 from dfem.basis import FunctionSpace, LagrangeElement, element
 from dfem.errors import ConvergenceError, DfemError, MeshError
+from dfem.inverse.taylor import check_gradients
 from dfem.problems import Poisson
 from dfem.solvers import sparse_solve
 from dfem.validation import convergence_study, errors
@@ -36,6 +37,7 @@ __all__ = [
     "PerCell",
     "Poisson",
     "assemble",
+    "check_gradients",
     "convergence_study",
     "element",
     "energy",

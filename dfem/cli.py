@@ -10,6 +10,8 @@
 - ``dfem cases`` lists the shipped cases; ``dfem --version``.
 - ``dfem nurbs-fit [--out DIR] [--grid N]`` fits a NURBS surface to Bukin N.6 (the DSA
   paper's Table 3) with fixed and with learnable knots.
+- ``dfem surrogate train|eval`` trains and evaluates parametric surrogates.
+- ``dfem inverse CONFIG.toml [--out DIR]`` recovers a diffusivity from observations.
 
 Errors a user can cause are printed without a traceback, with exit status 2; an iterative
 solver that stops short of its tolerance is reported the same way, with exit status 1.
@@ -80,6 +82,8 @@ def _cases(args) -> int:
         description = data.get("description", "")
         if "training" in data:
             description += " [surrogate config: dfem surrogate train]"
+        elif "inverse" in data:
+            description += " [inverse config: dfem inverse]"
         print(f"{path.name:<24} {description}")
     return 0
 
@@ -117,10 +121,12 @@ def build_parser() -> argparse.ArgumentParser:
     cases.set_defaults(run=_cases)
 
     from dfem.basis.nurbs.cli import add_cli
+    from dfem.inverse.cli import add_cli as add_inverse_cli
     from dfem.surrogates.cli import add_cli as add_surrogate_cli
 
     add_cli(sub)
     add_surrogate_cli(sub)
+    add_inverse_cli(sub)
     return parser
 
 

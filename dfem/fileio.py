@@ -47,3 +47,22 @@ def write_json_atomic(path, data) -> None:
             fh.write("\n")
 
     write_atomically(path, dump)
+
+
+def read_toml(path, what: str = "config file") -> dict:
+    """The parsed TOML file at ``path``; a missing, unreadable or invalid file is a
+    :class:`~dfem.errors.DfemError` that names it (``what`` says what kind of file it is)."""
+    import tomllib
+
+    from dfem.errors import DfemError
+
+    path = Path(path)
+    if not path.is_file():
+        raise DfemError(f"{what} {str(path)!r} does not exist.")
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise DfemError(f"{what} {str(path)!r} is not valid TOML: {exc}.") from exc
+    except UnicodeDecodeError as exc:
+        raise DfemError(f"{what} {str(path)!r} is not UTF-8 text: {exc}.") from exc

@@ -26,6 +26,16 @@ def _save(fig, path) -> None:
     write_atomically(path, lambda tmp: fig.savefig(tmp, dpi=120), suffix=path.suffix)
 
 
+def _finish_line_plot(plt, fig, ax, xlabel: str, title: str, path) -> None:
+    ax.set_xlabel(xlabel)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    ax.set_title(title)
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+
+
 def plot_solution(space, u, path, title: str = "") -> None:
     """Field plot of the dof vector ``u`` at the mesh vertices (linear interpolation on a
     triangulation of the cells), with the mesh edges on small meshes and a colour bar."""
@@ -68,14 +78,8 @@ def plot_convergence(study: dict, path, degree: int, title: str = "") -> None:
         ref = err[-1] * (h / h[-1]) ** slope * 0.5
         ax.loglog(h, ref, ":", color="gray")
         ax.annotate(f"h^{slope}", (h[0], ref[0]), fontsize=8, color="gray")
-    ax.set_xlabel("h (longest edge)")
     ax.set_ylabel("error")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
-    ax.set_title(title)
-    fig.tight_layout()
-    _save(fig, path)
-    plt.close(fig)
+    _finish_line_plot(plt, fig, ax, "h (longest edge)", title, path)
 
 
 def plot_surrogate_comparison(rows, path) -> None:
@@ -146,3 +150,53 @@ def plot_nurbs_fit(grid, fixed, learned, path, x_range, y_range) -> None:
     ax.legend(fontsize=7, loc="lower right")
     _save(fig, path)
     plt.close(fig)
+
+
+def plot_cell_fields(mesh, fields: dict, path, title: str = "") -> None:
+    """Side-by-side plots of per-cell fields ``{name: (n_cells,) values}`` on the mesh; a
+    name containing ``" - "`` is drawn as a difference (symmetric colour range)."""
+    plt = _figure()
+    from matplotlib.collections import PolyCollection
+
+    corners = mesh.nodes.detach().cpu().numpy()[mesh.cells_np]
+    shared = [np.asarray(v.detach().cpu() if hasattr(v, "detach") else v, dtype=float)
+              for name, v in fields.items() if " - " not in name]
+    low = min(v.min() for v in shared) if shared else None
+    high = max(v.max() for v in shared) if shared else None
+    fig, axes = plt.subplots(1, len(fields), figsize=(4.6 * len(fields), 4.2), squeeze=False)
+    for ax, (name, values) in zip(axes[0], fields.items(), strict=True):
+        values = np.asarray(values.detach().cpu() if hasattr(values, "detach") else values,
+                            dtype=float)
+        if " - " in name:
+            bound = float(np.abs(values).max()) or 1.0
+            limits, cmap = (-bound, bound), "RdBu_r"
+        else:
+            limits, cmap = (low, high), "viridis"
+        cells = PolyCollection(corners, array=values, cmap=cmap, edgecolors="face")
+        cells.set_clim(*limits)
+        ax.add_collection(cells)
+        ax.autoscale_view()
+        ax.set_aspect("equal")
+        ax.set_title(name, fontsize=10)
+        fig.colorbar(cells, ax=ax, fraction=0.046)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+
+
+def plot_inverse_history(history: list, weight: float, path, title: str = "") -> None:
+    """Misfit, weighted regularisation and (when recorded) the error against the truth per
+    L-BFGS iteration, on a log scale."""
+    plt = _figure()
+    iterations = [row["iteration"] for row in history]
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    ax.semilogy(iterations, [row["misfit"] for row in history], label="misfit M(u)")
+    if weight > 0:
+        ax.semilogy(iterations, [weight * row["regularization"] for row in history],
+                    label="weight x regularisation")
+    if all("error" in row for row in history):
+        ax.semilogy(iterations, [row["error"] for row in history], "k--",
+                    label="relative L2 error of log nu")
+    _finish_line_plot(plt, fig, ax, "L-BFGS iteration", title, path)

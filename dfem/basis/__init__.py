@@ -1,8 +1,10 @@
-"""Bases: Lagrange elements, dof maps, reference-to-cell mapping and function spaces."""
+"""Bases: Lagrange elements, dof maps, reference-to-cell mapping, function spaces and
+point evaluation."""
 
 from dfem.basis.dofmap import DofMap, build_dofmap
 from dfem.basis.lagrange import LagrangeElement, element
 from dfem.basis.mapping import CellGeometry
+from dfem.basis.probes import PointEvaluation, locate_points, probe_matrix
 from dfem.basis.space import FacetGeometry, FunctionSpace
 
 __all__ = [
@@ -11,6 +13,9 @@ __all__ = [
     "FacetGeometry",
     "FunctionSpace",
     "LagrangeElement",
+    "PointEvaluation",
     "build_dofmap",
     "element",
+    "locate_points",
+    "probe_matrix",
 ]

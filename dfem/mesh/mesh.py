@@ -184,6 +184,11 @@ class Mesh:
         counts = np.bincount(table.cell_edges.ravel(), minlength=len(table.edges))
         return table.edges[counts == 1]
 
+    @cached_property
+    def boundary_nodes(self) -> np.ndarray:
+        """Sorted numbers of the nodes on boundary edges."""
+        return np.unique(self.boundary_edges)
+
     def boundary_edge_ids(self, tag: str) -> np.ndarray:
         """Global edge numbers of the edges tagged ``tag``.
 

@@ -37,7 +37,7 @@ import tomllib
 import torch
 
 from dfem.errors import DfemError
-from dfem.fileio import write_json_atomic
+from dfem.fileio import read_toml, write_json_atomic
 from dfem.problems.domain import NURBS_KEYS, build_mesh, build_space, is_nurbs
 from dfem.problems.expressions import coefficient
 from dfem.problems.nonlinear import NonlinearPoisson
@@ -57,11 +57,13 @@ _KNOWN = {
 
 def case_files(folder) -> list[Path]:
     """The case files among ``folder/*.toml``, sorted. TOML files with a ``[training]``
-    table there are surrogate training configs (``dfem surrogate train``), not cases."""
+    table there are surrogate training configs (``dfem surrogate train``), those with an
+    ``[inverse]`` table inverse configs (``dfem inverse``): not cases."""
     files = []
     for path in sorted(Path(folder).glob("*.toml")):
         with open(path, "rb") as fh:
-            if "training" not in tomllib.load(fh):
+            data = tomllib.load(fh)
+            if "training" not in data and "inverse" not in data:
                 files.append(path)
     return files
 
@@ -77,17 +79,7 @@ class Case:
 
     @classmethod
     def load(cls, path, overrides=()) -> Case:
-        path = Path(path)
-        if not path.is_file():
-            raise DfemError(f"case file {str(path)!r} does not exist.")
-        try:
-            with open(path, "rb") as fh:
-                data = tomllib.load(fh)
-        except tomllib.TOMLDecodeError as exc:
-            raise DfemError(f"case file {str(path)!r} is not valid TOML: {exc}.") from exc
-        except UnicodeDecodeError as exc:
-            raise DfemError(f"case file {str(path)!r} is not UTF-8 text: {exc}.") from exc
-        return cls.from_dict(data, path, overrides)
+        return cls.from_dict(read_toml(path, "case file"), Path(path), overrides)
 
     @classmethod
     def from_dict(cls, data: dict, path=None, overrides=()) -> Case:

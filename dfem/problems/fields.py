@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import math
 
+import torch
+
 from dfem.errors import DfemError
 
 _KEYS = {
@@ -24,6 +26,12 @@ _KEYS = {
 
 def field_coefficient(spec: dict, name: str):
     """The callable ``nu(x)`` a case file's field table describes (``name`` for messages)."""
+    family, w = field_family(spec, name)
+    return family.field(w)
+
+
+def field_family(spec: dict, name: str):
+    """The field family and the parameters ``w`` (a float64 tensor) a field table names."""
     from dfem.surrogates.samplers import FIELDS
 
     kind = spec.get("field")
@@ -58,11 +66,12 @@ def field_coefficient(spec: dict, name: str):
         seed = spec["seed"]
         if not (isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed < 2**63):
             raise DfemError(f"{name}.seed must be a non-negative integer, got {seed!r}.")
-        return family.field(family.sample(1, seed=seed)[0])
+        return family, family.sample(1, seed=seed)[0]
     w = spec["w"]
     if not (isinstance(w, list) and all(map(_is_number, w))):
         raise DfemError(f"{name}.w must be a list of {family.m} numbers, got {w!r}.")
-    return family.field(w)
+    family.field(w)  # checks the length
+    return family, torch.as_tensor(w, dtype=torch.float64)
 
 
 def _is_number(v) -> bool:

@@ -39,9 +39,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
-
-import tomllib
 
 from dfem.errors import DfemError
 
@@ -180,12 +177,6 @@ def from_dict(data: dict) -> TrainingConfig:
 
 def load_config(path) -> TrainingConfig:
     """Read and check a surrogate TOML config."""
-    path = Path(path)
-    try:
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError:
-        raise DfemError(f"no config file at {path}") from None
-    except tomllib.TOMLDecodeError as err:
-        raise DfemError(f"{path} is not valid TOML: {err}") from None
-    return from_dict(data)
+    from dfem.fileio import read_toml
+
+    return from_dict(read_toml(path, "surrogate config"))

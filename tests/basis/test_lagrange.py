@@ -13,18 +13,8 @@ ELEMENTS = ["P1", "P2", "P3", "Q1", "Q2", "Q3"]
 
 def distorted_mesh(cell, n=4, seed=0, diagonal="alternate"):
     """A rectangle mesh with its interior nodes moved randomly (cells stay valid)."""
-    mesh = (
-        dfem.mesh.rectangle(n, n, cell, diagonal=diagonal)
-        if cell == "tri"
-        else (dfem.mesh.rectangle(n, n, cell))
-    )
-    x = mesh.nodes.clone()
-    interior = (x > 1e-12).all(1) & (x < 1 - 1e-12).all(1)
-    gen = torch.Generator().manual_seed(seed)
-    x[interior] += (torch.rand(int(interior.sum()), 2, generator=gen, dtype=x.dtype) - 0.5) * (
-        0.4 / n
-    )
-    return mesh.with_nodes(x)
+    return dfem.mesh.perturb_interior(dfem.mesh.rectangle(n, n, cell, diagonal=diagonal),
+                                      0.2, seed)
 
 
 @pytest.mark.parametrize("name", ELEMENTS)

@@ -125,7 +125,7 @@ def test_bad_configs_give_clear_errors(data, match):
 
 
 def test_config_files(tmp_path):
-    with pytest.raises(DfemError, match="no config file"):
+    with pytest.raises(DfemError, match="does not exist"):
         load_config(tmp_path / "missing.toml")
     bad = tmp_path / "bad.toml"
     bad.write_text("[training\n")

@@ -1,0 +1,35 @@
+"""Inverse problems and design through the differentiable solver.
+
+- :func:`identify`: recover a diffusivity (per cell, nodal ``log nu``, or the
+  parameters of a field family) from observations by L-BFGS, one forward and one
+  adjoint solve per evaluation;
+- :func:`optimize_nodes`: move mesh nodes to lower an objective of the solution, with
+  a guard against inverted cells;
+- :func:`check_gradients`: the Taylor test of a gradient.
+"""
+
+from dfem.inverse.identification import InverseResult, identify
+from dfem.inverse.observations import Observations
+from dfem.inverse.shape import ShapeResult, corner_jacobians, optimize_nodes
+from dfem.inverse.taylor import TaylorTest, check_gradients
+from dfem.inverse.unknowns import (
+    CellLogDiffusivity,
+    FamilyParameters,
+    NodalLogDiffusivity,
+    log_nu_error,
+)
+
+__all__ = [
+    "CellLogDiffusivity",
+    "FamilyParameters",
+    "InverseResult",
+    "NodalLogDiffusivity",
+    "Observations",
+    "ShapeResult",
+    "TaylorTest",
+    "check_gradients",
+    "corner_jacobians",
+    "identify",
+    "log_nu_error",
+    "optimize_nodes",
+]
