@@ -12,6 +12,7 @@
   paper's Table 3) with fixed and with learnable knots.
 - ``dfem surrogate train|eval`` trains and evaluates parametric surrogates.
 - ``dfem inverse CONFIG.toml [--out DIR]`` recovers a diffusivity from observations.
+- ``dfem segment train|eval|compare`` trains segmentation U-Nets with IEL and DSA heads.
 
 Errors a user can cause are printed without a traceback, with exit status 2; an iterative
 solver that stops short of its tolerance is reported the same way, with exit status 1.
@@ -84,6 +85,8 @@ def _cases(args) -> int:
             description += " [surrogate config: dfem surrogate train]"
         elif "inverse" in data:
             description += " [inverse config: dfem inverse]"
+        elif "compare" in data or "noise" in data:
+            description += " [segmentation config: dfem segment compare]"
         print(f"{path.name:<24} {description}")
     return 0
 
@@ -122,11 +125,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     from dfem.basis.nurbs.cli import add_cli
     from dfem.inverse.cli import add_cli as add_inverse_cli
+    from dfem.segmentation.cli import add_cli as add_segment_cli
     from dfem.surrogates.cli import add_cli as add_surrogate_cli
 
     add_cli(sub)
     add_surrogate_cli(sub)
     add_inverse_cli(sub)
+    add_segment_cli(sub)
     return parser
 
 

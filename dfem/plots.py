@@ -26,10 +26,14 @@ def _save(fig, path) -> None:
     write_atomically(path, lambda tmp: fig.savefig(tmp, dpi=120), suffix=path.suffix)
 
 
-def _finish_line_plot(plt, fig, ax, xlabel: str, title: str, path) -> None:
+def _finish_axes(ax, xlabel: str) -> None:
     ax.set_xlabel(xlabel)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
+
+
+def _finish_line_plot(plt, fig, ax, xlabel: str, title: str, path) -> None:
+    _finish_axes(ax, xlabel)
     ax.set_title(title)
     fig.tight_layout()
     _save(fig, path)
@@ -200,3 +204,53 @@ def plot_inverse_history(history: list, weight: float, path, title: str = "") ->
         ax.semilogy(iterations, [row["error"] for row in history], "k--",
                     label="relative L2 error of log nu")
     _finish_line_plot(plt, fig, ax, "L-BFGS iteration", title, path)
+
+
+def plot_segmentation_curves(summary: dict, path) -> None:
+    """Validation Dice against epoch: one panel per label setting, one curve per model (mean
+    over seeds, band of ± one standard deviation)."""
+    plt = _figure()
+    settings = sorted({run["labels"] for run in summary["runs"]})
+    fig, axes = plt.subplots(1, len(settings), figsize=(5.6 * len(settings), 4.2),
+                             squeeze=False, sharey=True)
+    for ax, labels in zip(axes[0], settings, strict=True):
+        models = sorted({r["model"] for r in summary["runs"] if r["labels"] == labels})
+        for model in models:
+            curves = np.array([[row["val_dice_mean"] for row in r["history"]]
+                               for r in summary["runs"]
+                               if r["labels"] == labels and r["model"] == model])
+            epochs = np.arange(1, curves.shape[1] + 1)
+            mean, std = curves.mean(axis=0), curves.std(axis=0)
+            ax.plot(epochs, 100 * mean, label=f"{model} ({len(curves)} seeds)")
+            ax.fill_between(epochs, 100 * (mean - std), 100 * (mean + std), alpha=0.2)
+        ax.set_title(f"trained on {labels} labels")
+        ax.set_ylabel("validation Dice (clean labels, %)")
+        _finish_axes(ax, "epoch")
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+
+
+def plot_segmentation_grid(columns: dict, num_classes: int, path) -> None:
+    """A grid of images and label maps: one row per sample, one column per entry of
+    ``columns`` ({title: (n, C, H, W) images or (n, H, W) label maps})."""
+    plt = _figure()
+    rows = len(next(iter(columns.values())))
+    fig, axes = plt.subplots(rows, len(columns), figsize=(2.3 * len(columns), 2.3 * rows),
+                             squeeze=False)
+    for col, (title, values) in enumerate(columns.items()):
+        values = values.detach().cpu()
+        for row in range(rows):
+            ax = axes[row, col]
+            if values.ndim == 4:
+                ax.imshow(values[row].permute(1, 2, 0).squeeze(-1).numpy(), cmap="gray")
+            else:
+                ax.imshow(values[row].numpy(), cmap="viridis", vmin=0, vmax=num_classes - 1,
+                          interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if row == 0:
+                ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)

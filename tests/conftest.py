@@ -14,3 +14,18 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def run_doc_example(capsys):
+    """``run_doc_example(path, index=0)`` runs the index-th python block of a Markdown page
+    in a fresh namespace and returns what it printed."""
+    import re
+
+    def run(path, index: int = 0) -> str:
+        code = re.findall(r"```python\n(.*?)```", path.read_text(), flags=re.S)[index]
+        capsys.readouterr()
+        exec(compile(code, str(path), "exec"), {})  # noqa: S102 - our own documentation
+        return capsys.readouterr().out
+
+    return run

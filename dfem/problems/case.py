@@ -58,12 +58,13 @@ _KNOWN = {
 def case_files(folder) -> list[Path]:
     """The case files among ``folder/*.toml``, sorted. TOML files with a ``[training]``
     table there are surrogate training configs (``dfem surrogate train``), those with an
-    ``[inverse]`` table inverse configs (``dfem inverse``): not cases."""
+    ``[inverse]`` table inverse configs (``dfem inverse``), those with ``[noise]`` or
+    ``[compare]`` segmentation configs (``dfem segment``): not cases."""
     files = []
     for path in sorted(Path(folder).glob("*.toml")):
         with open(path, "rb") as fh:
             data = tomllib.load(fh)
-            if "training" not in data and "inverse" not in data:
+            if not {"training", "inverse", "noise", "compare"} & set(data):
                 files.append(path)
     return files
 

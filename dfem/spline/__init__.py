@@ -12,7 +12,12 @@ See ``docs/spline.md``.
 
 from dfem.spline.one_d import SplineFit, SplineProjection1d, project_1d, spline_fit_1d
 from dfem.spline.projection import fit_pieces
-from dfem.spline.two_d import PiecewiseConstant2d, connected_components, project_2d
+from dfem.spline.two_d import (
+    PiecewiseConstant2d,
+    connected_components,
+    project_2d,
+    project_on_label_map,
+)
 
 __all__ = [
     "PiecewiseConstant2d",
@@ -22,5 +27,6 @@ __all__ = [
     "fit_pieces",
     "project_1d",
     "project_2d",
+    "project_on_label_map",
     "spline_fit_1d",
 ]

@@ -245,6 +245,40 @@ def project_2d(
     return _ComponentMean.apply(x.contiguous(), labels, counts)
 
 
+def project_on_label_map(
+    x: torch.Tensor, label_map: torch.Tensor, connectivity: int = 4, backend: str = "auto"
+) -> torch.Tensor:
+    """Replace every channel of ``x`` by its mean over each connected region of a label map.
+
+    The partition is that of ``label_map`` (B, H, W), integer labels ``0..K-1``, into
+    connected components of equal label: the multi-class form of :func:`project_2d`
+    (for two classes and ``label_map = argmax`` of two probabilities it is the partition
+    of ``p_1 > 0.5``). All channels share it, so the projection of a field of class
+    probabilities is again one (a mean of probability vectors). The Jacobian is eq. 19
+    on each channel, with the partition held constant.
+    """
+    backend = _check(x, connectivity, backend, "x")
+    if label_map.dim() != 3 or label_map.shape != x.shape[:1] + x.shape[2:]:
+        raise DfemError(
+            f"label_map must have shape (B, H, W) = {tuple(x.shape[:1] + x.shape[2:])} to "
+            f"match x {tuple(x.shape)}, got {tuple(label_map.shape)}."
+        )
+    if label_map.is_floating_point() or label_map.dtype == torch.bool:
+        raise DfemError(f"label_map must hold integer labels, got dtype {label_map.dtype}.")
+    if x.numel() == 0:
+        return x.clone()
+    with torch.no_grad():
+        classes = int(label_map.max()) + 1
+        one_hot = label_map[:, None] == torch.arange(classes, device=x.device)[:, None, None]
+        per_class = connected_components(one_hot, connectivity, backend)  # (B, K, H, W)
+        region = per_class.gather(1, label_map[:, None].long())  # (B, 1, H, W), unique ids
+        offsets = torch.arange(x.shape[1], device=x.device).view(1, -1, 1, 1) * per_class.numel()
+        # compact ids: fewer regions than pixels, as _ComponentMean's sums expect
+        _, labels = torch.unique((region + offsets).reshape(-1), return_inverse=True)
+        counts = torch.bincount(labels, minlength=labels.numel()).clamp_(min=1).to(x.dtype)
+    return _ComponentMean.apply(x.contiguous(), labels, counts)
+
+
 class PiecewiseConstant2d(nn.Module):
     """Layer form of :func:`project_2d`: a piecewise-constant segmentation map.
 

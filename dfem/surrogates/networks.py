@@ -1,7 +1,8 @@
 """Networks that map a diffusivity image to a solution image, behind one interface.
 
 Every network takes ``(batch, in_channels, m, m)`` and returns ``(batch, 1, m, m)`` for any
-image size ``m`` (the Q1/Q2 node grids are odd: 65, 129, ...). The output is not squashed:
+image size ``m`` (the Q1/Q2 node grids are odd: 65, 129, ...); the U-Net also serves
+segmentation, with ``out_channels`` class logits. The output is not squashed:
 a Sigmoid on the last layer, as in the authors' code, would clamp ``u`` to ``[0, 1]`` and
 make any other boundary data or source unreachable.
 
@@ -61,12 +62,14 @@ class UNet(nn.Module):
         depth: int = 3,
         norm: str | None = "instance",
         slope: float = 0.01,
+        out_channels: int = 1,
     ):
         super().__init__()
-        if depth < 1 or width < 1 or in_channels < 1:
+        if depth < 1 or width < 1 or in_channels < 1 or out_channels < 1:
             raise DfemError(
-                f"UNet needs depth >= 1, width >= 1 and in_channels >= 1, got depth={depth}, "
-                f"width={width}, in_channels={in_channels}"
+                f"UNet needs depth >= 1, width >= 1, in_channels >= 1 and out_channels >= 1, "
+                f"got depth={depth}, width={width}, in_channels={in_channels}, "
+                f"out_channels={out_channels}"
             )
         self.depth = depth
         chans = [width * 2**level for level in range(depth + 1)]
@@ -86,7 +89,7 @@ class UNet(nn.Module):
         self.merge = nn.ModuleList(
             [_DoubleConv(2 * chans[i], chans[i], norm, slope) for i in range(depth)]
         )
-        self.head = nn.Conv2d(chans[0], 1, 1)
+        self.head = nn.Conv2d(chans[0], out_channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2:]

@@ -15,10 +15,8 @@ DOC = ROOT / "docs" / "inverse.md"
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def test_example_runs(capsys):
-    code = re.findall(r"```python\n(.*?)```", DOC.read_text(), flags=re.S)[0]
-    exec(compile(code, str(DOC), "exec"), {})  # noqa: S102 - our own documentation
-    error = float(re.search(r"w error ([0-9.e+-]+)", capsys.readouterr().out).group(1))
+def test_example_runs(run_doc_example):
+    error = float(re.search(r"w error ([0-9.e+-]+)", run_doc_example(DOC)).group(1))
     assert error < 0.05
 
 

@@ -1,0 +1,129 @@
+"""``dfem segment train|eval|compare``: segmentation with IEL and DSA heads."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+__all__ = ["add_cli"]
+
+
+def _print_epoch(row: dict) -> None:
+    print(f"epoch {row['epoch']}: loss {row['loss']:.4f}, validation Dice "
+          f"{100 * row['val_dice_mean']:.1f} %, IoU {100 * row['val_iou_mean']:.1f} % "
+          f"({row['seconds']:.1f} s)", file=sys.stderr, flush=True)
+
+
+def _train(args) -> int:
+    from dfem.errors import DfemError
+    from dfem.segmentation.config import load_segmentation_config
+    from dfem.segmentation.training import SegmentationRun
+
+    config = load_segmentation_config(args.config, overrides=args.set)
+    run = SegmentationRun(config, args.model, args.labels, args.seed, args.out)
+    if args.resume:
+        run.resume()
+    elif run.checkpoint_path.exists():
+        raise DfemError(f"{run.checkpoint_path} exists: pass --resume to continue that run, "
+                        f"or choose another --out.")
+    history = run.train(progress=_print_epoch)
+    final = history[-1] if history else {}
+    print(f"{args.model} on {args.labels} labels, seed {args.seed}: validation Dice "
+          f"{100 * final.get('val_dice_mean', float('nan')):.1f} %; wrote {args.out}/"
+          f"checkpoint.pt and history.json")
+    return 0
+
+
+def _eval(args) -> int:
+    import torch
+
+    from dfem.errors import DfemError
+    from dfem.fileio import write_json_atomic
+    from dfem.plots import plot_segmentation_grid
+    from dfem.segmentation.config import config_from_dict
+    from dfem.segmentation.training import SegmentationRun, evaluate
+
+    folder = Path(args.dir)
+    runs = sorted(p.parent for p in folder.glob("**/checkpoint.pt"))
+    if not runs:
+        raise DfemError(f"{folder} holds no checkpoint.pt; train first (dfem segment train "
+                        f"or compare).")
+    metrics, columns, config = {}, None, None
+    for path in runs:
+        try:
+            state = torch.load(path / "checkpoint.pt", map_location="cpu", weights_only=False)
+            described, config = state["run"], config_from_dict(state["config"])
+        except Exception as exc:
+            raise DfemError(f"{path}/checkpoint.pt is unreadable or not a dfem segmentation "
+                            f"checkpoint ({exc}).") from exc
+        run = SegmentationRun(config, described["model"], described["labels"],
+                              described["seed"], path)
+        run.resume()
+        images, masks = run.data["val_images"], run.data["val_masks"]
+        name = str(path.relative_to(folder)) if path != folder else "run"
+        metrics[name] = dict(**described, epochs=run.epoch, **evaluate(run.model, images, masks))
+        if columns is None:
+            columns = {"image": images[:3], "clean label": masks[:3]}
+        columns[f"{described['model']}, {described['labels']}, seed {described['seed']}"] = \
+            run.model.predict(images[:3])
+        if len(columns) >= 8:
+            break
+    single = len(metrics) == 1
+    write_json_atomic(folder / "metrics.json", next(iter(metrics.values())) if single
+                      else metrics)
+    plot_segmentation_grid(columns, config["data"]["num_classes"], folder / "predictions.png")
+    for name, row in metrics.items():
+        print(f"{name}: Dice {100 * row['dice_mean']:.1f} %, IoU {100 * row['iou_mean']:.1f} %"
+              f" (per class Dice {', '.join(f'{100 * d:.1f}' for d in row['dice'])})")
+    print(f"wrote {folder}/metrics.json and predictions.png")
+    return 0
+
+
+def _compare(args) -> int:
+    from dfem.segmentation.compare import compare
+    from dfem.segmentation.config import load_segmentation_config
+
+    config = load_segmentation_config(args.config, overrides=args.set)
+
+    def report(result, done, total):
+        final = result["history"][-1]
+        print(f"[{done}/{total}] {result['model']} on {result['labels']} labels, seed "
+              f"{result['seed']}: Dice {100 * final['val_dice_mean']:.1f} % "
+              f"({result['train_s']:.0f} s)", file=sys.stderr, flush=True)
+
+    summary = compare(config, args.out, seeds=args.seeds, workers=args.workers, progress=report)
+    print(f"{len(summary['runs'])} runs in {summary['seconds']:.0f} s; wrote {args.out}/"
+          f"compare.json, table.md, curves.png and grid.png")
+    return 0
+
+
+def add_cli(sub) -> None:
+    """Register ``dfem segment`` on the top-level subparsers."""
+    from dfem.segmentation.models import MODELS
+
+    parser = sub.add_parser("segment", help="segmentation U-Nets with IEL and DSA heads")
+    commands = parser.add_subparsers(dest="segment_command", required=True)
+    train = commands.add_parser("train", help="train one model")
+    train.add_argument("config", help="the segmentation config (TOML)")
+    train.add_argument("--out", required=True, help="run folder (checkpoint.pt, history.json)")
+    train.add_argument("--model", choices=MODELS, default="baseline")
+    train.add_argument("--labels", choices=["clean", "noisy"], default="noisy",
+                       help="train on clean or noisy labels (validation is always clean)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--resume", action="store_true", help="continue from checkpoint.pt")
+    train.set_defaults(run=_train)
+    evaluate = commands.add_parser("eval", help="metrics.json and predictions.png of a run "
+                                   "folder or of every run under a comparison folder")
+    evaluate.add_argument("dir")
+    evaluate.set_defaults(run=_eval)
+    comp = commands.add_parser("compare", help="baseline, +IEL and +DSA on clean and noisy "
+                               "labels over several seeds")
+    comp.add_argument("config")
+    comp.add_argument("--out", required=True, help="folder for the runs and the results")
+    comp.add_argument("--seeds", type=int, help="seeds per model (default: compare.seeds)")
+    comp.add_argument("--workers", type=int, help="parallel processes (default: "
+                      "compare.workers)")
+    for command in (train, comp):
+        command.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                             help="override a config value, e.g. --set training.epochs=4")
+    comp.set_defaults(run=_compare)
