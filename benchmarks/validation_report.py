@@ -38,20 +38,11 @@ import dfem  # noqa: E402
 
 PI = math.pi
 
-# The paper's Table 5 (L2 error of u), as quoted in the project's design notes.
-PAPER = {
-    128: {"PINN": 3.72e-4, "DSA d=1": 3.32e-5, "DSA d=2": 2.16e-5, "DSA d=3": 2.37e-5},
-    256: {"PINN": 2.63e-4, "DSA d=1": 2.57e-5, "DSA d=2": 2.79e-5, "DSA d=3": 2.59e-5},
-}
-
+from dfem.validation.table5 import PAPER  # noqa: E402
+from dfem.validation.table5 import exact as table5_exact  # noqa: E402
+from dfem.validation.table5 import source as table5_source  # noqa: E402
 
 # ------------------------------------------------------------------ Table 5
-def table5_exact(x):
-    return torch.sin(PI * x[..., 0]) * torch.sin(PI * x[..., 1])
-
-
-def table5_source(x):
-    return 2 * PI**2 * torch.sin(PI * x[..., 0]) * torch.sin(PI * x[..., 1])
 
 
 def table5_run(n: int, element: str) -> dict:

@@ -254,3 +254,34 @@ def plot_segmentation_grid(columns: dict, num_classes: int, path) -> None:
     fig.tight_layout()
     _save(fig, path)
     plt.close(fig)
+
+
+def plot_table5(table5: dict, paper: dict, path) -> None:
+    """Bar chart (log scale) of the Table 5 L2 errors: the paper's methods and dfem's, one
+    group of bars per grid."""
+    plt = _figure()
+    sizes = table5["sizes"]
+    methods = next(iter(paper.values()))
+    labels = [f"paper {m}" for m in methods]
+    values = {f"paper {m}": [paper.get(n, {}).get(m, np.nan) for n in sizes] for m in methods}
+    for row in table5["rows"]:
+        label = row["method"] + (f" {row['element']}" if "element" in row else "")
+        if label not in values:
+            labels.append(label)
+            values[label] = [np.nan] * len(sizes)
+        values[label][sizes.index(row["n"])] = row["l2_error"]
+    fig, ax = plt.subplots(figsize=(max(7.0, 0.55 * len(labels) * len(sizes)), 4.6))
+    width = 0.8 / len(sizes)
+    x = np.arange(len(labels))
+    for k, n in enumerate(sizes):
+        ax.bar(x + k * width, [values[label][k] for label in labels], width, label=f"{n}x{n}")
+    ax.set_yscale("log")
+    ax.set_xticks(x + width * (len(sizes) - 1) / 2)
+    ax.set_xticklabels(labels, rotation=40, ha="right", fontsize=8)
+    ax.set_ylabel("L2 error of u")
+    ax.set_title("Table 5: -Δu = 2π² sin(πx) sin(πy)")
+    ax.grid(True, axis="y", which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)

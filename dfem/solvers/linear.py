@@ -313,6 +313,10 @@ def sparse_solve(
         raise DfemError(f"values must have shape ({pattern.nnz},), got {tuple(values.shape)}.")
     if b.shape[-1] != pattern.n:
         raise DfemError(f"b has {b.shape[-1]} entries; the matrix has {pattern.n} rows.")
+    if pattern.n == 0:  # every dof fixed (e.g. one cell with Dirichlet data all round)
+        if info is not None:
+            info["solve"] = SolveInfo(method)
+        return b + 0 * values.sum()
     factor = factorize(pattern, values.detach(), method, symmetric, **options)
     x = _SparseSolve.apply(values, b, pattern, factor)
     if info is not None:

@@ -180,3 +180,11 @@ def test_cg_budget_raises_convergence_error():
     problem = dfem.Poisson(space, f=1.0, dirichlet={"boundary": 0.0})
     with pytest.raises(dfem.ConvergenceError, match="did not reach"):
         problem.solve(method="cg", rtol=1e-14, maxiter=2)
+
+
+@pytest.mark.parametrize("method", ["direct", "cg", "amg"])
+def test_no_free_dofs_needs_no_solve(method):
+    # a single Q1 cell with Dirichlet data all round: every dof is fixed (found by the fuzzer)
+    space = dfem.FunctionSpace(dfem.mesh.rectangle(1, 1, "quad"), "Q1")
+    u = dfem.Poisson(space, f=1.0, dirichlet={"boundary": 2.0}).solve(method)
+    assert torch.equal(u, torch.full((4,), 2.0, dtype=torch.float64))

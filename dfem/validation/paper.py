@@ -1,0 +1,161 @@
+"""``dfem paper``: the DSA paper's numbers beside dfem's, on one page.
+
+:func:`render` turns the measured JSON outputs into Markdown tables:
+
+- Table 5 (:mod:`dfem.validation.table5`, written by ``dfem paper`` or
+  ``benchmarks/paper_table5.py``);
+- Table 3, the NURBS fit of Bukin N.6 (``dfem nurbs-fit --out DIR`` writes
+  ``DIR/nurbs_fit.json``);
+- Table 2, segmentation Jaccard (``dfem segment compare`` writes ``compare.json``);
+- the Fig. 3 deviation of the surrogate (``dfem surrogate eval`` writes ``metrics.json``).
+
+A source that has not been measured yet is listed with the command that measures it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from dfem.validation.table5 import PAPER
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "benchmarks" / "results"
+#: Where each experiment's JSON is kept in the repository, and the command that writes it.
+SOURCES = {
+    "table5": (RESULTS / "paper_table5.json",
+               "python benchmarks/paper_table5.py --json benchmarks/results/paper_table5.json"),
+    "nurbs": (RESULTS / "nurbs_fit.json",
+              "dfem nurbs-fit --out DIR; cp DIR/nurbs_fit.json benchmarks/results/"),
+    "segmentation": (RESULTS / "segmentation_compare.json",
+                     "dfem segment compare cases/segmentation_noisy.toml --out DIR; "
+                     "cp DIR/compare.json benchmarks/results/segmentation_compare.json"),
+    "surrogate": (RESULTS / "surrogate_darcy64_metrics.json",
+                  "dfem surrogate train cases/surrogate_darcy64.toml --out DIR; dfem surrogate "
+                  "eval DIR; cp DIR/metrics.json benchmarks/results/"
+                  "surrogate_darcy64_metrics.json"),
+}
+#: The paper's Table 3 (MSE of the Bukin N.6 fit) and Table 2 (Jaccard, cells), as quoted in
+#: the design notes.
+PAPER_TABLE3 = {"fixed knots": 19.85, "learned knots": 8.23}
+PAPER_FIG3_MAX_ABS = 0.01
+PAPER_TABLE2 = {"cells (BBBC)": ("79.34 ± 0.43", "81.56 ± 0.24"),
+                "horses (Weizmann)": ("72.06 ± 0.60", "73.13 ± 0.31")}
+
+
+def load_sources(overrides: dict | None = None) -> dict:
+    """The JSON of every source that exists (``overrides`` maps a name to data)."""
+    data = {}
+    for name, (path, _) in SOURCES.items():
+        if path.is_file():
+            data[name] = json.loads(path.read_text())
+    data.update(overrides or {})
+    return data
+
+
+def table5_markdown(table5: dict) -> str:
+    """Table 5: the paper's columns, then one row per dfem method and grid."""
+    lines = ["| method | " + " | ".join(f"{n}x{n}" for n in table5["sizes"]) + " | seconds |",
+             "|---|" + "---|" * len(table5["sizes"]) + "---|"]
+    for method in ("PINN", "DSA d=1", "DSA d=2", "DSA d=3"):
+        lines.append(f"| paper: {method} | " + " | ".join(
+            f"{PAPER[n][method]:.2e}" if n in PAPER else "–" for n in table5["sizes"])
+            + " | – |")
+    groups: dict = {}
+    for row in table5["rows"]:
+        label = row["method"] + (f" {row['element']}" if "element" in row else "")
+        groups.setdefault(label, {})[row["n"]] = row
+    for label, by_n in groups.items():
+        cells = []
+        for n in table5["sizes"]:
+            row = by_n.get(n)
+            if row is None:
+                cells.append("–")
+            elif "l2_error_std" in row:
+                cells.append(f"{row['l2_error']:.2e} ± {row['l2_error_std']:.1e}")
+            else:
+                cells.append(f"{row['l2_error']:.2e}")
+        seconds = " / ".join(f"{by_n[n]['seconds']:.1f}" for n in table5["sizes"] if n in by_n)
+        lines.append(f"| dfem {label} | " + " | ".join(cells) + f" | {seconds} |")
+    return "\n".join(lines)
+
+
+def energy_markdown(table5: dict) -> str:
+    lines = ["| route | grid | iterations | converged | relative residual | "
+             "distance to direct | L2 error | seconds |", "|---|---|---|---|---|---|---|---|"]
+    for row in table5["rows"]:
+        if row["method"].startswith("energy"):
+            lines.append(
+                f"| {row['method']} {row['element']} | {row['n']}x{row['n']} | "
+                f"{row['iterations']} | {'yes' if row['converged'] else 'no'} | "
+                f"{row['relative_residual']:.1e} | {row['distance_to_direct']:.1e} | "
+                f"{row['l2_error']:.2e} | {row['seconds']:.1f} |")
+    return "\n".join(lines)
+
+
+def nurbs_markdown(nurbs: dict) -> str:
+    return "\n".join([
+        "| Bukin N.6 fit, 256x256 points (MSE) | paper | dfem | dfem seconds |",
+        "|---|---|---|---|",
+        f"| fixed knots | {PAPER_TABLE3['fixed knots']} | {nurbs['mse_fixed_knots']:.2f} | "
+        f"{nurbs['seconds_fixed_knots']:.1f} |",
+        f"| learned knots | {PAPER_TABLE3['learned knots']} | "
+        f"{nurbs['mse_learnable_knots']:.2f} | {nurbs['seconds_learnable_knots']:.1f} |",
+    ])
+
+
+def segmentation_markdown(compare: dict) -> str:
+    lines = ["| data | labels | model | Jaccard (IoU, foreground mean) | Dice |",
+             "|---|---|---|---|---|"]
+    for data, (baseline, dsa) in PAPER_TABLE2.items():
+        lines.append(f"| paper: {data} | clean | baseline | {baseline} | – |")
+        lines.append(f"| paper: {data} | clean | dsa | {dsa} | – |")
+    for row in compare["table"]:
+        lines.append(f"| dfem: synthetic cells | {row['labels']} | {row['model']} | "
+                     f"{100 * row['iou_mean']:.1f} ± "
+                     f"{100 * row['iou_mean_std']:.1f} | {100 * row['dice_mean']:.1f} ± "
+                     f"{100 * row['dice_mean_std']:.1f} |")
+    return "\n".join(lines)
+
+
+def render(data: dict) -> str:
+    """The whole page (Markdown) from the loaded sources."""
+    parts = ["# dfem beside the DSA paper", ""]
+    if "table5" in data:
+        t5 = data["table5"]
+        parts += ["## Table 5: -Δu = 2π² sin(πx) sin(πy), L2 error of u", "",
+                  table5_markdown(t5), "", "Energy minimisation (the paper's route):", "",
+                  energy_markdown(t5), "",
+                  f"Measured in {t5['seconds']:.0f} s ({'quick' if t5['quick'] else 'full'} "
+                  f"run, {t5['seeds']} seed(s) per network) on {t5['machine']['platform']}, "
+                  f"{t5['machine']['cores']} cores.", ""]
+    if "nurbs" in data:
+        parts += ["## Table 3: NURBS fit of Bukin N.6", "", nurbs_markdown(data["nurbs"]), ""]
+    if "segmentation" in data:
+        parts += ["## Table 2: segmentation (synthetic cells; the paper used BBBC and horses)",
+                  "", segmentation_markdown(data["segmentation"]), ""]
+    if "surrogate" in data:
+        m = data["surrogate"]
+        parts += ["## Fig. 3: surrogate deviation for w = (-0.26, -0.77, -0.37, -0.92)", "",
+                  f"paper: max |u_net - u_FEM| ≈ {PAPER_FIG3_MAX_ABS}; dfem: "
+                  f"{m['paper_case_max_abs_err']:.3f} (validation relative L2 "
+                  f"{m['val_rel_l2_mean']:.3f})", ""]
+    missing = [name for name in SOURCES if name not in data]
+    if missing:
+        parts += ["## Not measured yet", ""] + [
+            f"- {name}: `{SOURCES[name][1]}`" for name in missing] + [""]
+    return "\n".join(parts)
+
+
+def write_paper(out, data: dict) -> None:
+    """``out/paper.md`` and ``out/table5.png`` (when Table 5 is there)."""
+    from dfem.fileio import write_atomically
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    text = render(data)
+    write_atomically(out / "paper.md", lambda tmp: Path(tmp).write_text(text))
+    if "table5" in data:
+        from dfem.plots import plot_table5
+
+        plot_table5(data["table5"], PAPER, out / "table5.png")
