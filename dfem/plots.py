@@ -163,14 +163,13 @@ def plot_cell_fields(mesh, fields: dict, path, title: str = "") -> None:
     from matplotlib.collections import PolyCollection
 
     corners = mesh.nodes.detach().cpu().numpy()[mesh.cells_np]
-    shared = [np.asarray(v.detach().cpu() if hasattr(v, "detach") else v, dtype=float)
-              for name, v in fields.items() if " - " not in name]
+    fields = {name: np.asarray(v.detach().cpu() if hasattr(v, "detach") else v, dtype=float)
+              for name, v in fields.items()}
+    shared = [v for name, v in fields.items() if " - " not in name]
     low = min(v.min() for v in shared) if shared else None
     high = max(v.max() for v in shared) if shared else None
     fig, axes = plt.subplots(1, len(fields), figsize=(4.6 * len(fields), 4.2), squeeze=False)
     for ax, (name, values) in zip(axes[0], fields.items(), strict=True):
-        values = np.asarray(values.detach().cpu() if hasattr(values, "detach") else values,
-                            dtype=float)
         if " - " in name:
             bound = float(np.abs(values).max()) or 1.0
             limits, cmap = (-bound, bound), "RdBu_r"

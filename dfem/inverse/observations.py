@@ -80,11 +80,12 @@ class Observations:
         ``noise * max|P u|`` (``noise = 0.01`` is "1 % noise"), seeded."""
         if not (noise >= 0):
             raise DfemError(f"the noise level must be >= 0, got {noise!r}.")
-        clean = cls(space, torch.zeros(space.n_dofs if points is None else len(points)),
-                    points)
-        exact = clean.observe(u.detach())
+        observations = cls(space, torch.zeros(space.n_dofs if points is None else len(points)),
+                           points)  # the probe is built once; the data are filled in below
+        exact = observations.observe(u.detach())
         sigma = noise * float(exact.abs().max())
         generator = torch.Generator().manual_seed(int(seed))
         scatter = torch.randn(exact.shape, generator=generator, dtype=exact.dtype)
-        data = exact + sigma * scatter.to(exact.device)
-        return cls(space, data, points, sigma if sigma > 0 else None)
+        observations.values = exact + sigma * scatter.to(exact.device)
+        observations.sigma = sigma if sigma > 0 else 1.0
+        return observations

@@ -13,6 +13,7 @@ Writes, under ``out``:
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
@@ -52,8 +53,7 @@ def _log_truth(problem, family, w):
     nu = problem.nu
     if callable(nu):
         return lambda x: torch.log(torch.as_tensor(nu(x), dtype=x.dtype).expand(x.shape[:-1]))
-    return lambda x: torch.full(x.shape[:-1], float(torch.log(torch.tensor(float(nu)))),
-                                dtype=x.dtype)
+    return lambda x: torch.full(x.shape[:-1], math.log(float(nu)), dtype=x.dtype)
 
 
 def run_inverse(config: InverseConfig, out=None, progress=None) -> dict:

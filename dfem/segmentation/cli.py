@@ -35,12 +35,9 @@ def _train(args) -> int:
 
 
 def _eval(args) -> int:
-    import torch
-
     from dfem.errors import DfemError
     from dfem.fileio import write_json_atomic
     from dfem.plots import plot_segmentation_grid
-    from dfem.segmentation.config import config_from_dict
     from dfem.segmentation.training import SegmentationRun, evaluate
 
     folder = Path(args.dir)
@@ -48,30 +45,21 @@ def _eval(args) -> int:
     if not runs:
         raise DfemError(f"{folder} holds no checkpoint.pt; train first (dfem segment train "
                         f"or compare).")
-    metrics, columns, config = {}, None, None
+    metrics, columns = {}, None
     for path in runs:
-        try:
-            state = torch.load(path / "checkpoint.pt", map_location="cpu", weights_only=False)
-            described, config = state["run"], config_from_dict(state["config"])
-        except Exception as exc:
-            raise DfemError(f"{path}/checkpoint.pt is unreadable or not a dfem segmentation "
-                            f"checkpoint ({exc}).") from exc
-        run = SegmentationRun(config, described["model"], described["labels"],
-                              described["seed"], path)
-        run.resume()
-        images, masks = run.data["val_images"], run.data["val_masks"]
+        run = SegmentationRun.from_checkpoint(path)
+        described, images, masks = run.describe(), run.data["val_images"], run.data["val_masks"]
         name = str(path.relative_to(folder)) if path != folder else "run"
         metrics[name] = dict(**described, epochs=run.epoch, **evaluate(run.model, images, masks))
         if columns is None:
             columns = {"image": images[:3], "clean label": masks[:3]}
-        columns[f"{described['model']}, {described['labels']}, seed {described['seed']}"] = \
-            run.model.predict(images[:3])
-        if len(columns) >= 8:
-            break
+        if len(columns) < 8:  # the figure shows the first six runs; the metrics cover all
+            label = f"{described['model']}, {described['labels']}, seed {described['seed']}"
+            columns[label] = run.model.predict(images[:3])
     single = len(metrics) == 1
     write_json_atomic(folder / "metrics.json", next(iter(metrics.values())) if single
                       else metrics)
-    plot_segmentation_grid(columns, config["data"]["num_classes"], folder / "predictions.png")
+    plot_segmentation_grid(columns, run.model.num_classes, folder / "predictions.png")
     for name, row in metrics.items():
         print(f"{name}: Dice {100 * row['dice_mean']:.1f} %, IoU {100 * row['iou_mean']:.1f} %"
               f" (per class Dice {', '.join(f'{100 * d:.1f}' for d in row['dice'])})")

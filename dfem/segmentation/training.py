@@ -85,6 +85,17 @@ def evaluate(model: Segmenter, images: torch.Tensor, masks: torch.Tensor) -> dic
     return scores(confusion(predicted, masks, model.num_classes))
 
 
+def _read_checkpoint(path: Path) -> dict:
+    if not path.is_file():
+        raise DfemError(f"cannot resume: {path} does not exist; start without --resume.")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # any unreadable file
+        raise DfemError(f"cannot resume from {path}: the checkpoint is unreadable or not a "
+                        f"dfem segmentation checkpoint ({exc}); delete it and start "
+                        f"again.") from exc
+
+
 class SegmentationRun:
     """One training run in folder ``out`` (see the module docstring)."""
 
@@ -108,17 +119,32 @@ class SegmentationRun:
     def describe(self) -> dict:
         return dict(model=self.kind, labels=self.labels, seed=self.seed, config=self.config.name)
 
+    @classmethod
+    def from_checkpoint(cls, out) -> SegmentationRun:
+        """The run saved in ``out/checkpoint.pt``, rebuilt from the config stored in it."""
+        from dfem.segmentation.config import config_from_dict
+
+        state = _read_checkpoint(Path(out) / "checkpoint.pt")
+        try:
+            config, run = config_from_dict(state["config"]), state["run"]
+        except (KeyError, TypeError) as exc:
+            raise DfemError(f"{out}/checkpoint.pt is not a dfem segmentation checkpoint "
+                            f"(missing {exc}).") from exc
+        restored = cls(config, run["model"], run["labels"], run["seed"], out)
+        restored._restore(state)
+        return restored
+
     def resume(self) -> None:
         """Continue from ``checkpoint.pt`` (a clear error if it is missing or unreadable)."""
+        self._restore(_read_checkpoint(self.checkpoint_path))
+
+    def _restore(self, state: dict) -> None:
         path = self.checkpoint_path
-        if not path.is_file():
-            raise DfemError(f"cannot resume: {path} does not exist; start without --resume.")
         try:
-            state = torch.load(path, map_location="cpu", weights_only=False)
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
             run = state["run"]
-        except Exception as exc:  # any unreadable or foreign file
+        except Exception as exc:  # a foreign file that torch could read
             raise DfemError(f"cannot resume from {path}: the checkpoint is unreadable or not "
                             f"a dfem segmentation checkpoint ({exc}); delete it and start "
                             f"again.") from exc

@@ -66,18 +66,22 @@ def l2_error(space, u) -> float:
     return dfem.errors(space, u, exact, degree=ERROR_DEGREE)["l2"]
 
 
-def direct_row(n: int, element: str) -> dict:
+def direct_row(n: int, element: str) -> tuple[dict, torch.Tensor]:
+    """The direct solve's row and its solution (the energy rows' reference)."""
     t0 = time.perf_counter()
     p = problem(n, element)
     u = p.solve()
     seconds = time.perf_counter() - t0
     return dict(method="direct", element=element, n=n, dofs=p.space.n_dofs,
-                l2_error=l2_error(p.space, u), seconds=seconds)
+                l2_error=l2_error(p.space, u), seconds=seconds), u
 
 
-def energy_row(n: int, element: str, optimizer: str, max_iter: int, rtol: float) -> dict:
+def energy_row(n: int, element: str, optimizer: str, max_iter: int, rtol: float,
+               reference: torch.Tensor | None = None) -> dict:
+    """The energy route on ``problem(n, element)``; ``reference`` is its direct solution
+    (solved here when not given)."""
     p = problem(n, element)
-    reference = p.solve()
+    reference = p.solve() if reference is None else reference
     u, info = minimize_energy(p, optimizer=optimizer, rtol=rtol, max_iter=max_iter)
     distance = float((u - reference).abs().max() / reference.abs().max())
     return dict(method=f"energy-{optimizer}", element=element, n=n, dofs=p.space.n_dofs,
@@ -135,10 +139,11 @@ def run_table5(quick: bool = False, seeds: int | None = None, progress=print, si
     t0 = time.perf_counter()
     for element in ("Q1", "Q2", "Q3"):  # warm-up: first-call costs of torch and scipy
         direct_row(8, element)
-    rows = []
+    rows, solutions = [], {}
     for n in sizes:
         for element in ("Q1", "Q2", "Q3"):
-            rows.append(direct_row(n, element))
+            row, solutions[n, element] = direct_row(n, element)
+            rows.append(row)
             progress(f"  direct {element} {n}x{n}: L2 {rows[-1]['l2_error']:.3e} "
                      f"({rows[-1]['seconds']:.2f} s)")
     budgets = energy_budgets or {"lbfgs": 2000, "adam": 300 if quick else 1000}
@@ -147,7 +152,8 @@ def run_table5(quick: bool = False, seeds: int | None = None, progress=print, si
             for optimizer, max_iter in budgets.items():
                 if optimizer == "adam" and (n * element_degree(element)) ** 2 > ADAM_MAX_DOFS:
                     continue  # Adam's budget on 263k dofs would take an hour
-                rows.append(energy_row(n, element, optimizer, max_iter, rtol=1e-10))
+                rows.append(energy_row(n, element, optimizer, max_iter, rtol=1e-10,
+                                       reference=solutions[n, element]))
                 row = rows[-1]
                 progress(f"  energy {optimizer} {element} {n}x{n}: L2 {row['l2_error']:.3e}, "
                          f"{row['iterations']} iterations, {row['seconds']:.1f} s")
