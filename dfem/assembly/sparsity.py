@@ -125,6 +125,11 @@ class SparsityPattern:
             index, values, (self.n, self.n), is_coalesced=True, check_invariants=False
         )
 
+    def to_dense(self, values: torch.Tensor) -> torch.Tensor:
+        """Dense matrices (..., n, n) with these CSR values (..., nnz); differentiable."""
+        dense = values.new_zeros(*values.shape[:-1], self.n * self.n)
+        return dense.index_copy(-1, self._keys, values).unflatten(-1, (self.n, self.n))
+
     def restrict(self, free: torch.Tensor) -> RestrictedPattern:
         """The pattern of the submatrix on the dofs ``free`` (boolean mask), and its coupling
         to the other (fixed) dofs, for eliminating Dirichlet conditions."""

@@ -152,16 +152,9 @@ class Poisson:
         if method == "energy":
             return self._minimize(**options)
         t0 = time.perf_counter()
-        fixed, u_fixed = self.dirichlet_data()
-        self._check_unique(fixed)
-        restricted = self.restricted_pattern(fixed)
         values = assemble_matrix(self.space, self.nu, self.c, self.robin)
         F = assemble_vector(self.space, self.f, self.neumann, self.robin)
-        lifted = torch.zeros(restricted.n, dtype=F.dtype, device=F.device)
-        lifted = _add_at(
-            lifted, restricted.fd_rows, values[restricted.fd] * u_fixed[restricted.fd_cols]
-        )
-        b = F[restricted.free_dofs] - lifted
+        restricted, u_fixed, b = self.eliminate(values, F)
         t1 = time.perf_counter()
         info: dict = {}
         x = sparse_solve(restricted.pattern, values[restricted.ff], b, method, info=info, **options)
@@ -175,6 +168,31 @@ class Poisson:
             free_dofs=restricted.n,
         )
         return u_fixed.index_put((restricted.free_dofs,), x)
+
+    def eliminate(self, values: torch.Tensor, F: torch.Tensor):
+        """Lift and drop the Dirichlet dofs of ``K u = F``: ``K_ff u_f = F_f - K_fd u_D``.
+
+        Parameters
+        ----------
+        values : (..., nnz) tensor
+            CSR values of ``K`` (a batch of matrices is allowed).
+        F : (..., n_dofs) tensor
+
+        Returns
+        -------
+        restricted : RestrictedPattern
+            ``values[..., restricted.ff]`` are the values of ``K_ff``.
+        u_fixed : (n_dofs,) tensor
+            ``u_D`` at the Dirichlet dofs, zero elsewhere.
+        b : (..., n_free) tensor
+            The lifted right-hand side.
+        """
+        fixed, u_fixed = self.dirichlet_data()
+        self._check_unique(fixed)
+        restricted = self.restricted_pattern(fixed)
+        coupling = values[..., restricted.fd] * u_fixed[restricted.fd_cols]
+        lifted = _add_at(F.new_zeros(restricted.n), restricted.fd_rows, coupling)
+        return restricted, u_fixed, F[..., restricted.free_dofs] - lifted
 
     def _check_unique(self, fixed: torch.Tensor) -> None:
         if len(fixed) == 0 and not self.robin and self.c is None:

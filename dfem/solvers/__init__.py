@@ -1,6 +1,6 @@
 """Solvers: differentiable sparse linear solves, energy minimisation, Newton."""
 
-from dfem.solvers.linear import METHODS, SolveInfo, factorize, sparse_solve
+from dfem.solvers.linear import METHODS, SolveInfo, dense_solve, factorize, sparse_solve
 from dfem.solvers.minimize import MinimizeInfo, minimize_energy
 from dfem.solvers.newton import NewtonInfo, newton
 
@@ -9,6 +9,7 @@ __all__ = [
     "MinimizeInfo",
     "NewtonInfo",
     "SolveInfo",
+    "dense_solve",
     "factorize",
     "minimize_energy",
     "newton",

@@ -9,7 +9,15 @@ energy with the FEM core's assembly, batched over samples, and solves reference 
 
 from dfem.surrogates.grid import GridProblem
 from dfem.surrogates.model import Surrogate, relative_l2
-from dfem.surrogates.networks import FNO, NETWORKS, UNet, build_network
+from dfem.surrogates.networks import (
+    FNO,
+    NETWORKS,
+    UNet,
+    build_network,
+    for_inference,
+    zero_output_layer,
+)
+from dfem.surrogates.prior import CoarseSolve
 from dfem.surrogates.samplers import (
     FIELDS,
     KarhunenLoeve,
@@ -19,6 +27,7 @@ from dfem.surrogates.samplers import (
 )
 
 __all__ = [
+    "CoarseSolve",
     "FIELDS",
     "FNO",
     "GridProblem",
@@ -29,6 +38,8 @@ __all__ = [
     "UNet",
     "build_network",
     "exponential_covariance_roots",
+    "for_inference",
     "relative_l2",
     "sample_parameters",
+    "zero_output_layer",
 ]

@@ -96,11 +96,13 @@ def _train(args) -> int:
 def _eval(args) -> int:
     from dfem.surrogates.evaluate import evaluate
 
-    m = evaluate(args.folder, args.samples, device=args.device)
+    m = evaluate(args.folder, args.samples, device=args.device, batch=args.batch)
     print(
         f"{m['samples']} held-out samples: relative L2 mean {m['val_rel_l2_mean']:.4g}, max "
         f"{m['val_rel_l2_max']:.4g}; max abs error {m['val_max_abs_err']:.3g}"
     )
+    if "prior_val_rel_l2_mean" in m:
+        print(f"the prior alone: relative L2 mean {m['prior_val_rel_l2_mean']:.4g}")
     if m["paper_case_max_abs_err"] is not None:
         print(f"paper's w: max abs error {m['paper_case_max_abs_err']:.3g}")
     print(
@@ -125,6 +127,7 @@ def add_cli(subparsers) -> None:
     ev = sub.add_parser("eval", help="metrics.json and compare.png for a trained surrogate")
     ev.add_argument("folder", help="the --out folder of a training run")
     ev.add_argument("--samples", type=int, help="held-out samples (default: the config's)")
+    ev.add_argument("--batch", type=int, default=64, help="samples per inference batch")
     ev.set_defaults(run=_eval)
     for command in (train, ev):
         command.add_argument("--device", default=None, help="torch device (default cpu)")

@@ -20,7 +20,10 @@
     kind = "unet"             # or "fno"
     width = 16
     depth = 4                 # unet; fno takes modes, layers
+    patch = 1                 # unet: fold p x p pixel blocks into channels (2: faster on CPU)
     coordinates = true        # feed x, y as two more channels
+    prior = "none"            # or "coarse-fem": learn the correction to a coarse FEM solve
+    prior_cells = 16          # cells per side of that coarse solve
 
     [training]
     steps = 4000              # length of the learning-rate schedule
@@ -47,7 +50,20 @@ __all__ = ["TrainingConfig", "load_config"]
 _TABLES = {
     "problem": {"n", "element", "dirichlet", "neumann", "f"},
     "sampler": {"field", "bound", "method", "roots", "modes", "length", "sigma", "mean"},
-    "network": {"kind", "width", "depth", "norm", "modes", "layers", "coordinates", "log_scale"},
+    "network": {
+        "kind",
+        "width",
+        "depth",
+        "patch",
+        "padding",
+        "norm",
+        "modes",
+        "layers",
+        "coordinates",
+        "log_scale",
+        "prior",
+        "prior_cells",
+    },
     "training": {
         "steps",
         "time_budget_s",
@@ -64,6 +80,7 @@ _TABLES = {
 SCHEDULES = ("cosine", "constant")
 LOSS_SCALES = ("geometric-mean", "none")
 PRECONDITIONERS = ("none", "jacobi")
+PRIORS = ("none", "coarse-fem")
 
 
 @dataclass
@@ -144,8 +161,25 @@ def from_dict(data: dict) -> TrainingConfig:
     _choice("sampler", "field", sampler["field"], tuple(FIELDS))
     _choice("sampler", "method", sampler["method"], ("uniform", "sobol", "lhs"))
 
-    network = {"kind": "unet", "coordinates": True, "log_scale": 3.0, **data.get("network", {})}
+    network = {
+        "kind": "unet",
+        "coordinates": True,
+        "log_scale": 3.0,
+        "prior": "none",
+        **data.get("network", {}),
+    }
     _positive_number("network", "log_scale", network["log_scale"])
+    _choice("network", "prior", network["prior"], PRIORS)
+    if network["prior"] == "coarse-fem":
+        network.setdefault("prior_cells", 16)
+        cells = _positive_int("network", "prior_cells", network["prior_cells"])
+        if problem["n"] % cells:
+            raise DfemError(
+                f"[network] prior_cells = {cells} must divide [problem] n = {problem['n']} "
+                "(the coarse grid's nodes are fine-grid nodes)"
+            )
+    elif "prior_cells" in network:
+        raise DfemError('[network] prior_cells needs prior = "coarse-fem"')
 
     training = {
         "steps": 4000,

@@ -20,11 +20,12 @@ from __future__ import annotations
 import torch
 
 from dfem.assembly import AtQuadrature
-from dfem.assembly.forms import assemble_matrix, energy
+from dfem.assembly.forms import assemble_matrix, assemble_vector, energy
 from dfem.basis.space import FunctionSpace
 from dfem.errors import DfemError
 from dfem.mesh import rectangle
 from dfem.problems.poisson import Poisson
+from dfem.solvers.linear import dense_solve
 
 __all__ = ["ELEMENTS", "GridProblem"]
 
@@ -166,6 +167,20 @@ class GridProblem:
             if progress is not None:
                 progress()
         return self.to_grid(torch.stack(out))
+
+    def solve_dense(self, nu_q: torch.Tensor) -> torch.Tensor:
+        """FEM solutions (batch, m, m) of a batch at once, by batched dense Cholesky.
+
+        The same assembly and elimination as :meth:`solve`, but one
+        :func:`dfem.solvers.dense_solve` call for the whole batch: fast for coarse grids
+        (a few hundred dofs), wasteful beyond that. Differentiable in ``nu_q``.
+        """
+        values = assemble_matrix(self.space, AtQuadrature(nu_q))
+        load = assemble_vector(self.space, self.f, self.neumann)
+        restricted, u_fixed, b = self._poisson.eliminate(values, load)
+        x = dense_solve(restricted.pattern, values[..., restricted.ff], b)
+        u = u_fixed.expand(*x.shape[:-1], -1).index_copy(-1, restricted.free_dofs, x)
+        return self.to_grid(u)
 
     def __repr__(self) -> str:
         sides = ", ".join(f"{k}={v!r}" for k, v in self.dirichlet.items())

@@ -35,7 +35,8 @@ from dfem.surrogates import distributed
 from dfem.surrogates.config import TrainingConfig
 from dfem.surrogates.grid import GridProblem
 from dfem.surrogates.model import Surrogate, relative_l2
-from dfem.surrogates.networks import build_network
+from dfem.surrogates.networks import build_network, zero_output_layer
+from dfem.surrogates.prior import CoarseSolve
 from dfem.surrogates.samplers import FIELDS, sample_parameters
 
 __all__ = ["TrainingStopped", "Trainer"]
@@ -74,9 +75,14 @@ class Trainer:
         )
         family_options = {k: v for k, v in s.items() if k not in ("field", "method")}
         self.family = FIELDS[s["field"]](**family_options)
-        options = {k: v for k, v in net.items() if k not in ("kind", "coordinates", "log_scale")}
+        surrogate_keys = ("kind", "coordinates", "log_scale", "prior", "prior_cells")
+        options = {k: v for k, v in net.items() if k not in surrogate_keys}
+        prior = CoarseSolve(self.grid, net["prior_cells"]) if net["prior"] != "none" else None
         torch.manual_seed(t["seed"])
-        network = build_network(net["kind"], Surrogate.in_channels(net["coordinates"]), **options)
+        channels = Surrogate.in_channels(net["coordinates"], prior is not None)
+        network = build_network(net["kind"], channels, **options)
+        if prior is not None:
+            zero_output_layer(network)  # training starts at the prior
         self.network = network.to(self.device)  # the bare network: what checkpoints hold
         if self.world > 1:
             if t["batch_size"] % self.world:
@@ -87,7 +93,7 @@ class Trainer:
             network = torch.nn.parallel.DistributedDataParallel(self.network)
         else:
             network = self.network
-        self.model = Surrogate(self.grid, network, net["log_scale"], net["coordinates"])
+        self.model = Surrogate(self.grid, network, net["log_scale"], net["coordinates"], prior)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=t["lr"])
         self.step, self.seconds, self.history = 0, 0.0, []
 

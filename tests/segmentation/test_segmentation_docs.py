@@ -74,3 +74,31 @@ def test_page_quotes_the_dsa_ablation():
                 if r["labels"] == "noisy")
     assert f"one noisy seed reached {worst:.1f}" in page
     assert all(r["history"][-1]["val_dice"][1] > 0.5 for r in data["runs"])  # none stalls
+
+
+def test_page_quotes_the_long_training_ablation():
+    data = json.loads((ROOT / "benchmarks" / "results"
+                       / "segmentation_noisy_120epochs.json").read_text())
+    page = DOC.read_text()
+    assert data["config"]["training"]["epochs"] == 120
+    for row in data["table"]:
+        line = (f"| {row['labels']} | {row['model']}, 120 epochs | {100 * row['dice_mean']:.1f} ± "
+                f"{100 * row['dice_mean_std']:.1f} | {100 * row['iou_mean']:.1f} ± "
+                f"{100 * row['iou_mean_std']:.1f} | {row['train_s_mean']:.0f} |")
+        assert line in page, line
+    table = {r["model"]: r["dice_mean"] for r in data["table"]}
+    gain = 100 * (table["iel"] - table["baseline"])
+    assert f"IEL is +{gain:.1f} Dice points above the baseline" in page
+    assert f"IEL ends {gain:.1f} points above" in page
+    assert f"The 6 runs took\n{data['seconds']:.0f} s" in page
+    finals = {m: [100 * h["val_dice_mean"] for _, h in _final(data, "noisy", m)]
+              for m in ("baseline", "iel")}
+    assert f"end between {min(finals['iel']):.1f} and {max(finals['iel']):.1f}" in page
+    assert f"between {min(finals['baseline']):.1f} and {max(finals['baseline']):.1f}" in page
+    assert min(finals["iel"]) > max(finals["baseline"])  # "it holds for every seed"
+    curves = {m: [sum(r["history"][e]["val_dice_mean"] for r in data["runs"] if r["model"] == m)
+                  / 3 for e in range(120)] for m in ("baseline", "iel")}
+    for model in ("baseline", "iel"):
+        peak = max(curves[model])
+        assert f"{100 * peak:.1f} (epoch {curves[model].index(peak) + 1})" in page
+    assert f"{100 * curves['baseline'][39]:.1f} and {100 * curves['iel'][39]:.1f}" in page

@@ -188,3 +188,36 @@ def test_no_free_dofs_needs_no_solve(method):
     space = dfem.FunctionSpace(dfem.mesh.rectangle(1, 1, "quad"), "Q1")
     u = dfem.Poisson(space, f=1.0, dirichlet={"boundary": 2.0}).solve(method)
     assert torch.equal(u, torch.full((4,), 2.0, dtype=torch.float64))
+
+
+
+def test_dense_solve_matches_the_sparse_solve_for_a_batch_and_differentiates():
+    from dfem.assembly import AtQuadrature
+    from dfem.assembly.forms import assemble_matrix
+    from dfem.basis.space import FunctionSpace
+    from dfem.mesh import rectangle
+    from dfem.solvers import dense_solve
+
+    space = FunctionSpace(rectangle(3, 3, "quad", dtype=torch.float64), "Q1")
+    pattern = space.pattern
+    nu = torch.rand(2, space.mesh.n_cells, 1, dtype=torch.float64) + 0.5
+    values = assemble_matrix(space, AtQuadrature(nu.expand(-1, -1, 4)))
+    values = values + torch.where(pattern.rows == pattern.indices, 1.0, 0.0)  # SPD
+    b = torch.randn(2, pattern.n, dtype=torch.float64)
+    x = dense_solve(pattern, values, b)
+    for k in range(2):
+        torch.testing.assert_close(x[k], sparse_solve(pattern, values[k], b[k]))
+        torch.testing.assert_close(
+            pattern.to_dense(values)[k], torch.as_tensor(pattern.to_scipy(values[k]).toarray())
+        )
+    # Cholesky reads one triangle, so differentiate through a symmetric parametrisation
+    transpose = pattern.positions(pattern.indices, pattern.rows)
+    v, rhs = values[0].clone().requires_grad_(), b[0].clone().requires_grad_()
+    assert torch.autograd.gradcheck(
+        lambda v, r: dense_solve(pattern, (v + v[transpose]) / 2, r), (v, rhs)
+    )
+    assert torch.autograd.gradcheck(
+        lambda v, r: dense_solve(pattern, v, r, symmetric=False), (v, rhs)
+    )
+    with pytest.raises(DfemError, match="not symmetric positive definite"):
+        dense_solve(pattern, -values, b)

@@ -67,5 +67,44 @@ def test_fno_and_bad_options():
         build_network("unet", 1, modes=3)
     with pytest.raises(DfemError, match="norm must be"):
         UNet(1, norm="layer")
-    with pytest.raises(DfemError, match="depth >= 1"):
+    with pytest.raises(DfemError, match="depth, width, in_channels, out_channels and patch >= 1"):
         UNet(1, depth=0)
+    with pytest.raises(DfemError, match="padding must be one of"):
+        UNet(1, padding="reflect")
+
+
+@pytest.mark.parametrize("size", [17, 33])
+def test_unet_with_patches_keeps_the_image_size_and_sees_every_pixel(size):
+    torch.manual_seed(0)
+    net = UNet(2, width=4, depth=2, patch=2).eval()
+    x = torch.randn(1, 2, size, size, requires_grad=True)
+    out = net(x)
+    assert out.shape == (1, 1, size, size)
+    out[0, 0, size // 2, size // 2].backward()
+    assert x.grad[0, :, size // 2, size // 2].abs().sum() > 0
+
+
+@pytest.mark.parametrize("kind, options", [("unet", {"norm": "batch"}), ("fno", {"modes": 4})])
+def test_for_inference_computes_the_same_map(kind, options):
+    from dfem.surrogates import for_inference
+
+    torch.manual_seed(0)
+    net = build_network(kind, 3, width=8, **options)
+    net.train()
+    with torch.no_grad():  # give the batch norms running statistics that are not trivial
+        for _ in range(3):
+            net(torch.randn(4, 3, 17, 17) * 2 + 1)
+    net.eval()
+    x = torch.randn(5, 3, 17, 17)
+    with torch.no_grad():
+        before = net(x)
+    norms = sum(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
+    fast = for_inference(net)
+    assert not fast.training
+    with torch.no_grad():
+        torch.testing.assert_close(fast(x), before, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(net(x), before)  # the original is left as it was
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules()) == norms
+    if kind == "unet":  # folded into the convolutions
+        assert norms > 0
+        assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules())
