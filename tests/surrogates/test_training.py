@@ -188,3 +188,22 @@ def test_damaged_files_are_handled(tmp_path):
     assert again.references()["u"].shape == (3, 9, 9)  # solved again
     (tmp_path / "checkpoint.pt").write_bytes(b"garbage")
     assert main(["surrogate", "eval", str(tmp_path)]) == 2
+
+
+@pytest.mark.slow
+def test_shipped_darcy_config_meets_the_accuracy_targets(tmp_path):
+    """The full 64² run of issue 6 (about 11-14 minutes on 2 CPU cores): train and evaluate
+    ``cases/surrogate_darcy64.toml`` exactly as docs/surrogates.md says. The speed target is
+    measured by ``dfem surrogate eval`` and quoted in the docs, not asserted here."""
+    from pathlib import Path
+
+    config = Path(__file__).resolve().parents[2] / "cases" / "surrogate_darcy64.toml"
+    out = tmp_path / "darcy64"
+    assert main(["surrogate", "train", str(config), "--out", str(out)]) == 0
+    assert main(["surrogate", "eval", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["samples"] == 64
+    assert metrics["val_rel_l2_mean"] <= 0.03
+    assert metrics["paper_case_max_abs_err"] <= 0.01
+    assert metrics["train_seconds"] <= 15 * 60
+    assert metrics["val_rel_l2_mean"] < metrics["prior_val_rel_l2_mean"]  # the network helps
