@@ -21,6 +21,7 @@
     width = 16
     depth = 4                 # unet; fno takes modes, layers
     patch = 1                 # unet: fold p x p pixel blocks into channels (2: faster on CPU)
+    padding = "replicate"     # unet convolutions; "zeros" is fused, faster on a CPU
     coordinates = true        # feed x, y as two more channels
     prior = "none"            # or "coarse-fem": learn the correction to a coarse FEM solve
     prior_cells = 16          # cells per side of that coarse solve
