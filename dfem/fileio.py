@@ -38,6 +38,13 @@ def write_atomically(path, write, suffix: str = ".tmp") -> None:
             os.unlink(tmp)
 
 
+def torch_save_atomic(obj, path) -> None:
+    """``torch.save`` through a temporary file: a crash leaves the old file intact."""
+    import torch
+
+    write_atomically(path, lambda tmp: torch.save(obj, tmp))
+
+
 def write_json_atomic(path, data) -> None:
     """Write JSON to ``path`` through a temporary file, so a failure leaves no half-written file."""
 

@@ -64,14 +64,15 @@ def inference_model(trainer: Trainer) -> Surrogate:
     )
 
 
-def _median_seconds(run) -> float:
+def _timed(run):
+    """``(median seconds of TIMING_REPEATS calls after two warm-up calls, last result)``."""
     run(), run()  # warm-up: allocator, oneDNN kernels, caches
     seconds = []
     for _ in range(TIMING_REPEATS):
         t0 = time.perf_counter()
-        run()
+        result = run()
         seconds.append(time.perf_counter() - t0)
-    return sorted(seconds)[len(seconds) // 2]
+    return sorted(seconds)[len(seconds) // 2], result
 
 
 def _predict(model: Surrogate, log_nu: torch.Tensor, batch: int) -> torch.Tensor:
@@ -100,9 +101,9 @@ def evaluate(folder, samples: int | None = None, device=None, batch: int = 64) -
     # TIMING_REPEATS passes after warm-up passes: FEM solves one sample at a time, the surrogate
     # in batches
     timed = nu_q[: min(n, FEM_TIMING_SAMPLES)]
-    fem_s = _median_seconds(lambda: trainer.grid.solve(timed)) / len(timed)
-    surrogate_s = _median_seconds(lambda: _predict(model, log_nu, batch)) / n
-    pred = _predict(model, log_nu, batch)
+    fem_s = _timed(lambda: trainer.grid.solve(timed))[0] / len(timed)
+    surrogate_s, pred = _timed(lambda: _predict(model, log_nu, batch))
+    surrogate_s /= n
     rel = relative_l2(pred, reference)
     worst = int(rel.argmax())
     metrics = {

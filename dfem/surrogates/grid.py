@@ -17,6 +17,8 @@ Neumann sides with ``g = 0`` (zero flux) are natural: they add nothing.
 
 from __future__ import annotations
 
+from functools import cached_property
+
 import torch
 
 from dfem.assembly import AtQuadrature
@@ -168,6 +170,11 @@ class GridProblem:
                 progress()
         return self.to_grid(torch.stack(out))
 
+    @cached_property
+    def load_vector(self) -> torch.Tensor:
+        """``F`` of the source and flux data: independent of ``nu``, so assembled once."""
+        return assemble_vector(self.space, self.f, self.neumann)
+
     def solve_dense(self, nu_q: torch.Tensor) -> torch.Tensor:
         """FEM solutions (batch, m, m) of a batch at once, by batched dense Cholesky.
 
@@ -176,8 +183,7 @@ class GridProblem:
         (a few hundred dofs), wasteful beyond that. Differentiable in ``nu_q``.
         """
         values = assemble_matrix(self.space, AtQuadrature(nu_q))
-        load = assemble_vector(self.space, self.f, self.neumann)
-        restricted, u_fixed, b = self._poisson.eliminate(values, load)
+        restricted, u_fixed, b = self._poisson.eliminate(values, self.load_vector)
         x = dense_solve(restricted.pattern, values[..., restricted.ff], b)
         u = u_fixed.expand(*x.shape[:-1], -1).index_copy(-1, restricted.free_dofs, x)
         return self.to_grid(u)

@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 
 from dfem.errors import DfemError
-from dfem.fileio import write_atomically, write_json_atomic
+from dfem.fileio import torch_save_atomic, write_json_atomic
 from dfem.surrogates import distributed
 from dfem.surrogates.config import TrainingConfig
 from dfem.surrogates.grid import GridProblem
@@ -47,11 +47,6 @@ VALIDATION_STREAM = 2**40
 
 class TrainingStopped(RuntimeError):
     """Training hit a non-finite loss or diverged; the last good checkpoint is kept."""
-
-
-def save_atomic(obj, path: Path) -> None:
-    """``torch.save`` through a temporary file: a crash leaves the old file intact."""
-    write_atomically(path, lambda tmp: torch.save(obj, tmp))
 
 
 class Trainer:
@@ -146,7 +141,7 @@ class Trainer:
             "u": solutions,
             "fem_solve_s_per_sample": seconds,
         }
-        save_atomic(cached, path)
+        torch_save_atomic(cached, path)
         return cached
 
     # ------------------------------------------------------------------ optimisation
@@ -213,7 +208,7 @@ class Trainer:
         self._saved_step = self.step
         if self.rank != 0:
             return
-        save_atomic(
+        torch_save_atomic(
             {
                 "model": self.network.state_dict(),
                 "optimizer": self.optimizer.state_dict(),
