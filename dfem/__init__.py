@@ -17,10 +17,17 @@ Example
 
 from dfem import mesh
 from dfem.assembly import AtQuadrature, Nodal, PerCell, assemble, energy, residual
-from dfem.basis import FunctionSpace, LagrangeElement, element
+from dfem.basis import FunctionSpace, LagrangeElement, VectorSpace, element
 from dfem.errors import ConvergenceError, DfemError, MeshError
 from dfem.inverse.taylor import check_gradients
-from dfem.problems import Poisson
+from dfem.problems import (
+    BoundaryTerm,
+    EnergyProblem,
+    LinearElasticity,
+    NeoHookean,
+    Poisson,
+    register_kernel,
+)
 from dfem.solvers import sparse_solve
 from dfem.validation import convergence_study, errors
 
@@ -28,14 +35,19 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AtQuadrature",
+    "BoundaryTerm",
     "ConvergenceError",
     "DfemError",
+    "EnergyProblem",
     "FunctionSpace",
     "LagrangeElement",
+    "LinearElasticity",
     "MeshError",
+    "NeoHookean",
     "Nodal",
     "PerCell",
     "Poisson",
+    "VectorSpace",
     "assemble",
     "check_gradients",
     "convergence_study",
@@ -43,6 +55,7 @@ __all__ = [
     "energy",
     "errors",
     "mesh",
+    "register_kernel",
     "residual",
     "sparse_solve",
 ]

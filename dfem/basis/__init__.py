@@ -6,6 +6,7 @@ from dfem.basis.lagrange import LagrangeElement, element
 from dfem.basis.mapping import CellGeometry
 from dfem.basis.probes import PointEvaluation, locate_points, probe_matrix
 from dfem.basis.space import FacetGeometry, FunctionSpace
+from dfem.basis.vector import VectorSpace
 
 __all__ = [
     "CellGeometry",
@@ -14,6 +15,7 @@ __all__ = [
     "FunctionSpace",
     "LagrangeElement",
     "PointEvaluation",
+    "VectorSpace",
     "build_dofmap",
     "element",
     "locate_points",

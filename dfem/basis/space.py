@@ -12,6 +12,7 @@ from dfem.assembly.sparsity import SparsityPattern
 from dfem.basis.dofmap import DofMap, build_dofmap
 from dfem.basis.lagrange import LagrangeElement, element, geometry_element
 from dfem.basis.mapping import CellGeometry, at_points, map_cells
+from dfem.basis.vector import VectorSpace
 from dfem.mesh.mesh import Mesh
 from dfem.quadrature.rules import cell_rule, line_rule
 
@@ -52,6 +53,26 @@ class Space:
     """
 
     quadrature_degree: int
+
+    def __new__(cls, *args, shape=(), **kwargs):
+        # shape=(d,) builds the scalar space and returns d interleaved copies of it
+        space = super().__new__(cls)
+        if shape is None or tuple(shape) == ():
+            return space
+        space.__init__(*args, **kwargs)
+        return VectorSpace(space, shape)
+
+    @property
+    def dim(self) -> int:
+        """Geometric dimension (columns of the node coordinates)."""
+        return self.mesh.nodes.shape[1]
+
+    @property
+    def n_components(self) -> int:
+        """1: a scalar space (see :class:`dfem.basis.vector.VectorSpace` for vector fields)."""
+        return 1
+
+    shape: tuple = ()
 
     @property
     def device(self) -> torch.device:
@@ -125,6 +146,9 @@ class FunctionSpace(Space):
     quadrature_degree : int, optional
         Degree of the cell rule; default ``2 p``, exact for the mass and (on affine
         cells) stiffness integrands of degree-p functions.
+    shape : tuple, optional
+        ``(d,)`` for a vector field of d components: returns a
+        :class:`~dfem.basis.vector.VectorSpace` of d interleaved copies of this space.
 
     Notes
     -----
@@ -134,7 +158,9 @@ class FunctionSpace(Space):
     :meth:`with_nodes` to move the nodes while keeping the dof map.
     """
 
-    def __init__(self, mesh: Mesh, element_name="Q1", quadrature_degree: int | None = None):
+    def __init__(
+        self, mesh: Mesh, element_name="Q1", quadrature_degree: int | None = None, shape=()
+    ):
         self.mesh = mesh
         self.element: LagrangeElement = element(element_name)
         self.dofmap: DofMap = build_dofmap(mesh, self.element)

@@ -1,6 +1,18 @@
-"""PDE problems: the Poisson / reaction-diffusion problem and its nonlinear variant."""
+"""Problems: energies given by a density (the core), Poisson, elasticity, nonlinear diffusion,
+and case files."""
 
+from dfem.problems.elasticity import LinearElasticity, NeoHookean, lame
+from dfem.problems.energy import BoundaryTerm, EnergyProblem, register_kernel
 from dfem.problems.nonlinear import NonlinearPoisson
 from dfem.problems.poisson import Poisson
 
-__all__ = ["NonlinearPoisson", "Poisson"]
+__all__ = [
+    "BoundaryTerm",
+    "EnergyProblem",
+    "LinearElasticity",
+    "NeoHookean",
+    "NonlinearPoisson",
+    "Poisson",
+    "lame",
+    "register_kernel",
+]

@@ -1,118 +1,116 @@
 """Nonlinear reaction-diffusion: ``-div(nu(u, x) grad u) + s(u, x) = f``.
 
-Weak residual and its Jacobian (the Newton matrix), per cell and batched:
+The weak residual, per quadrature point a source and a flux,
 
 .. math::
-    R_a(u) = \\int \\nu(u)\\, \\nabla u\\cdot\\nabla\\varphi_a + s(u)\\,\\varphi_a - f\\varphi_a
+    R_a(u) = \\int \\nu(u)\\, \\nabla u\\cdot\\nabla\\varphi_a + (s(u) - f)\\,\\varphi_a
              - \\int_{\\Gamma_N} g\\,\\varphi_a,
 
-    \\frac{\\partial R_a}{\\partial u_b} = \\int \\nu(u)\\, \\nabla\\varphi_b\\cdot\\nabla\\varphi_a
-        + \\nu'(u)\\,\\varphi_b\\, \\nabla u\\cdot\\nabla\\varphi_a + s'(u)\\,\\varphi_a\\varphi_b .
+goes through the same assembly as every energy (:mod:`dfem.assembly.density`): the
+tangent comes from autograd of the pointwise source and flux, so users give only
+``nu(u, x)`` and ``s(u, x)``. When ``nu`` does not depend on u the residual is the
+gradient of
 
-``nu'`` and ``s'`` are obtained by autograd of the pointwise functions, so users give
-only ``nu(u, x)`` and ``s(u, x)``. With ``s(u) = u^3`` (a ``u^4/4`` energy) or any
-``nu(u)`` the problem is not quadratic; :func:`dfem.solvers.newton.newton` solves it.
+.. math:: J(u) = \\int \\tfrac12 \\nu |\\nabla u|^2 + S(u) - f u - \\int_{\\Gamma_N} g u,
+          \\qquad S(u) = \\int_0^u s(t)\\,dt,
+
+(``S`` by an 8-point Gauss rule in t, exact for polynomial ``s`` up to degree 15), and
+Newton's line search uses it. With ``nu(u)`` the problem has no energy: the line
+search works on ``|R|`` and :meth:`energy` says so.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
-from dfem.assembly.forms import _add_at, cell_coefficient, element_matrices, facet_coefficient
 from dfem.basis.space import FunctionSpace
 from dfem.errors import DfemError
-from dfem.problems.poisson import Poisson
+from dfem.problems.energy import BoundaryTerm, EnergyProblem
+from dfem.problems.poisson import neumann_density
+
+_GAUSS_T, _GAUSS_W = np.polynomial.legendre.leggauss(8)  # mapped from [-1, 1] to [0, 1]:
+_GAUSS_T, _GAUSS_W = 0.5 * (_GAUSS_T + 1.0), 0.5 * _GAUSS_W
 
 
-def _pointwise(fn, u: torch.Tensor, x: torch.Tensor, name: str):
-    """``fn(u, x)`` and ``d fn / d u`` at quadrature points (zero derivative for constants)."""
-    if fn is None:
-        return None, None
-    if not callable(fn):
-        value = torch.as_tensor(fn, dtype=u.dtype, device=u.device)
-        return value, torch.zeros_like(value)
-    with torch.enable_grad():
-        u_ = u.detach().requires_grad_(True)
-        value = torch.as_tensor(fn(u_, x), dtype=u.dtype, device=u.device)
-        if value.shape != u_.shape:
-            value = value.expand_as(u_)
-        if not value.requires_grad:
-            return value.detach(), torch.zeros_like(value)
-        (deriv,) = torch.autograd.grad(value.sum(), u_)
-    if not torch.isfinite(value).all():
+def _pointwise(fn, u: torch.Tensor, x: torch.Tensor, name: str) -> torch.Tensor:
+    """``fn(u, x)`` at the points, checked to be finite (a constant is broadcast)."""
+    value = fn(u, x) if callable(fn) else fn
+    value = torch.as_tensor(value, dtype=u.dtype, device=u.device)
+    if not bool(torch.isfinite(value.detach()).all()):
         raise DfemError(f"{name}(u, x) returned NaN or infinity at some quadrature points.")
-    return value.detach(), deriv
+    return value.expand_as(u)
 
 
-class NonlinearPoisson(Poisson):
+class NonlinearPoisson(EnergyProblem):
     """``-div(nu(u, x) grad u) + s(u, x) = f`` with Dirichlet and Neumann conditions.
 
     Parameters
     ----------
-    space : FunctionSpace
+    space : FunctionSpace or IsogeometricSpace
     nu : callable ``nu(u, x)`` or number
         Diffusivity, positive at the solution.
     reaction : callable ``s(u, x)``, optional
         Nonlinear reaction term.
     f, dirichlet, neumann
-        As for :class:`~dfem.problems.poisson.Poisson`.
+        As for :class:`~dfem.problems.poisson.Poisson` (f a coefficient of x).
     """
 
     def __init__(
         self, space: FunctionSpace, nu=1.0, reaction=None, f=None, dirichlet=None, neumann=None
     ):
-        super().__init__(space, nu=1.0, f=f, dirichlet=dirichlet, neumann=neumann)
         self.nonlinear_nu = nu
         self.reaction = reaction
+        self.f = f
+        self.neumann = dict(neumann or {})
+        super().__init__(space, self._energy_density, dirichlet=dirichlet, quadratic=False)
 
-    def residual_and_jacobian(self, u: torch.Tensor, jacobian: bool = True):
-        """The residual R(u) (n_dofs,) and the Jacobian's CSR values in ``space.pattern``."""
-        space = self.space
-        g = space.geometry()
-        uq, grad_u = space.at_quadrature(u.detach(), g)
-        nu, dnu = _pointwise(self.nonlinear_nu, uq, g.points, "nu")
-        if bool((nu <= 0).any()):
-            raise DfemError(
-                f"nu(u, x) must stay positive; it reached {float(nu.min()):.3g}. "
-                "Start Newton closer to the solution or check nu."
-            )
-        s, ds = _pointwise(self.reaction, uq, g.points, "reaction")
-        w = g.weights
-        # R_e[a] = sum_q w (nu grad u . grad phi_a + (s - f) phi_a)
-        flux = (nu * w)[..., None] * grad_u  # (E, Q, 2)
-        Re = torch.einsum("eqi,eqai->ea", flux, g.grads)
-        source = torch.zeros_like(uq)
-        if s is not None:
-            source = source + s
-        if self.f is not None:
-            source = source - cell_coefficient(space, self.f, "f", g)
-        Re = Re + (source * w) @ g.values
-        R = _add_at(torch.zeros(space.n_dofs, dtype=u.dtype, device=u.device), space.cell_dofs, Re)
-        for tag, value in self.neumann.items():
-            fg = space.facet_geometry(tag)
-            gq = facet_coefficient(space, value, f"Neumann g on {tag!r}", fg)
-            R = _add_at(R, fg.dofs, -(gq * fg.weights) @ fg.values)
-        if not jacobian:
-            return R, None
-        Ke = element_matrices(space, nu=nu)  # nu at the points (or a constant): the fast path
-        # nu'(u) phi_b grad u . grad phi_a: not symmetric in (a, b)
-        Ke = Ke + torch.einsum(
-            "eq,eqa,qb->eab", dnu * w, torch.einsum("eqi,eqai->eqa", grad_u, g.grads), g.values
-        )
-        if ds is not None:
-            Ke = Ke + torch.einsum("eq,qa,qb->eab", ds * w, g.values, g.values)
-        return R, space.pattern.assemble(Ke)
+    @property
+    def params(self) -> dict:
+        return {"f": self.f}
+
+    @property
+    def boundary(self) -> list[BoundaryTerm]:
+        return [BoundaryTerm(tag, neumann_density, {"g": g}) for tag, g in self.neumann.items()]
 
     @property
     def symmetric(self) -> bool:
         """Whether the Newton matrix is symmetric (nu does not depend on u)."""
         return not callable(self.nonlinear_nu)
 
-    def solve(self, method: str = "direct", **options) -> torch.Tensor:
-        """Solve by Newton's method (see :func:`dfem.solvers.newton.newton`); ``last_solve``
-        holds the residual history."""
-        from dfem.solvers.newton import newton
+    @property
+    def has_energy(self) -> bool:
+        return self.symmetric
 
-        u, info = newton(self, method=method, **options)
-        self.last_solve = {"newton": info}
-        return u
+    def pointwise_first(self, u, grad_u, x, params):
+        """The source ``s(u) - f`` and the flux ``nu(u) grad u`` at the points."""
+        nu = _pointwise(self.nonlinear_nu, u, x, "nu")
+        if bool((nu.detach() <= 0).any()):
+            raise DfemError(
+                f"nu(u, x) must stay positive; it reached {float(nu.detach().min()):.3g}. "
+                "Start Newton closer to the solution or check nu."
+            )
+        source = torch.zeros_like(u)
+        if self.reaction is not None:
+            source = source + _pointwise(self.reaction, u, x, "reaction")
+        if params.get("f") is not None:
+            source = source - params["f"]
+        return source, nu[..., None] * grad_u
+
+    def _energy_density(self, u, grad_u, x, params):
+        if not self.has_energy:
+            raise DfemError(
+                "NonlinearPoisson with nu depending on u is not the gradient of an energy; "
+                "it has a residual (problem.residual(u)) but no energy(u)."
+            )
+        psi = 0.5 * _pointwise(self.nonlinear_nu, u, x, "nu") * (grad_u * grad_u).sum(-1)
+        if self.reaction is not None:
+            t = torch.as_tensor(_GAUSS_T, dtype=u.dtype, device=u.device)
+            w = torch.as_tensor(_GAUSS_W, dtype=u.dtype, device=u.device)
+            ut = u[..., None] * t
+            s = _pointwise(self.reaction, ut, x[..., None, :].expand(*ut.shape, x.shape[-1]),
+                           "reaction")
+            psi = psi + u * (s * w).sum(-1)
+        if params.get("f") is not None:
+            psi = psi - params["f"] * u
+        return psi

@@ -11,12 +11,15 @@ as the minimiser of the energy of :mod:`dfem.assembly.forms` over functions with
 ``u = u_D`` at the Dirichlet dofs. Dirichlet conditions are imposed exactly: the
 Dirichlet dofs are fixed (nodal interpolation of ``u_D``), their columns are
 moved to the right-hand side (lifting) and their rows dropped (elimination).
+
+The problem is an :class:`~dfem.problems.energy.EnergyProblem` with the density
+:func:`reaction_diffusion` (and :func:`neumann_density`, :func:`robin_density` on
+the boundary); the closed-form kernels of :mod:`dfem.assembly.forms` are registered
+for that density, so ``EnergyProblem(space, reaction_diffusion, ...)`` uses them too
+(``kernel=False`` takes the generic autograd path, equal to 1e-12).
 """
 
 from __future__ import annotations
-
-import dataclasses
-import time
 
 import torch
 
@@ -30,10 +33,56 @@ from dfem.assembly.forms import (
 )
 from dfem.basis.space import FunctionSpace
 from dfem.errors import DfemError
-from dfem.solvers.linear import sparse_solve
+from dfem.problems.energy import BoundaryTerm, EnergyProblem, register_kernel
 
 
-class Poisson:
+def reaction_diffusion(u, grad_u, x, params):
+    """``psi = nu/2 |grad u|^2 + c/2 u^2 - f u`` (``c`` and ``f`` may be None)."""
+    psi = 0.5 * params["nu"] * (grad_u * grad_u).sum(-1)
+    if params.get("c") is not None:
+        psi = psi + 0.5 * params["c"] * u * u
+    if params.get("f") is not None:
+        psi = psi - params["f"] * u
+    return psi
+
+
+def neumann_density(u, x, n, params):
+    """``psi_N = -g u``: the flux ``nu du/dn = g``."""
+    return -params["g"] * u
+
+
+def robin_density(u, x, n, params):
+    """``psi_R = alpha/2 u^2 - g_R u``: ``nu du/dn + alpha u = g_R``."""
+    return (0.5 * params["alpha"] * u - params["g"]) * u
+
+
+def _closed_form(problem):
+    """``(K, F)`` of a reaction-diffusion problem by the kernels of :mod:`dfem.assembly.forms`."""
+    space = problem.space
+    if hasattr(space, "scalar"):
+        return None
+    neumann, robin = {}, {}
+    for term in problem.boundary:
+        if term.load and problem.load_factor != 1.0:
+            return None
+        if term.density is neumann_density and term.tag not in neumann:
+            neumann[term.tag] = term.params["g"]
+        elif term.density is robin_density and term.tag not in robin:
+            robin[term.tag] = (term.params["alpha"], term.params["g"])
+        else:
+            return None
+    params = problem.params
+    values = assemble_matrix(space, params.get("nu", 1.0), params.get("c"), robin)
+    F = assemble_vector(space, params.get("f"), neumann, robin)
+    if "f" in problem.loads and problem.load_factor != 1.0:
+        return None
+    return values, F
+
+
+register_kernel(reaction_diffusion, _closed_form)
+
+
+class Poisson(EnergyProblem):
     """A reaction-diffusion problem on a :class:`FunctionSpace`.
 
     Parameters
@@ -54,51 +103,37 @@ class Poisson:
     def __init__(
         self, space: FunctionSpace, nu=1.0, c=None, f=None, dirichlet=None, neumann=None, robin=None
     ):
-        self.space = space
+        if hasattr(space, "scalar"):
+            raise DfemError(
+                f"Poisson solves for a scalar field, but {space!r} is vector-valued; use "
+                "dfem.LinearElasticity or dfem.EnergyProblem with a density of your own."
+            )
         self.nu, self.c, self.f = nu, c, f
-        self.dirichlet = dict(dirichlet or {})
         self.neumann = dict(neumann or {})
         self.robin = dict(robin or {})
-        for tag in [*self.dirichlet, *self.neumann, *self.robin]:
-            space.mesh.boundary_edge_ids(tag)  # raises MeshError naming the known tags
-        self.last_solve: dict = {}
+        for tag, pair in self.robin.items():
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                raise DfemError(
+                    f"Robin condition on {tag!r} must be a pair (alpha, g_R) for "
+                    f"nu du/dn + alpha u = g_R, got {pair!r}."
+                )
+        super().__init__(space, reaction_diffusion, dirichlet=dirichlet, quadratic=True)
+
+    @property
+    def params(self) -> dict:
+        return dict(nu=self.nu, c=self.c, f=self.f)
+
+    @property
+    def boundary(self) -> list[BoundaryTerm]:
+        terms = [BoundaryTerm(tag, neumann_density, {"g": g}) for tag, g in self.neumann.items()]
+        terms += [BoundaryTerm(tag, robin_density, {"alpha": a, "g": g})
+                  for tag, (a, g) in self.robin.items()]
+        return terms
 
     # ------------------------------------------------------------------ pieces
     @property
     def coefficients(self) -> dict:
         return dict(nu=self.nu, c=self.c, f=self.f, neumann=self.neumann, robin=self.robin)
-
-    def dirichlet_data(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The Dirichlet dofs (sorted) and a full vector holding their values (zero elsewhere)."""
-        space = self.space
-        full = torch.zeros(space.n_dofs, dtype=space.dtype, device=space.device)
-        mask = torch.zeros(space.n_dofs, dtype=torch.bool, device=space.device)
-        for tag, value in self.dirichlet.items():
-            dofs = space.boundary_dofs(tag)
-            full = full.index_put((dofs,), self._dirichlet_values(tag, value, dofs))
-            mask[dofs] = True
-        return torch.nonzero(mask).ravel(), full
-
-    def _dirichlet_values(self, tag, value, dofs) -> torch.Tensor:
-        space = self.space
-        like = dict(dtype=space.dtype, device=space.device)
-        if callable(value) and not torch.is_tensor(value):
-            v = torch.as_tensor(space.boundary_interpolant(tag, value, dofs), **like)
-        else:
-            v = torch.as_tensor(value, **like) if not torch.is_tensor(value) else value.to(**like)
-        if not bool(torch.isfinite(v.detach()).all()):
-            raise DfemError(f"the Dirichlet values for {tag!r} are not all finite (inf or NaN).")
-        if v.ndim == 0:
-            return v.expand(len(dofs))
-        if v.shape == (len(dofs),):
-            return v
-        if v.shape == (space.n_dofs,):
-            return v[dofs]
-        raise DfemError(
-            f"the Dirichlet values for {tag!r} have shape {tuple(v.shape)}; give a number, a "
-            f"callable of x, or an array with one value per dof of the tag ({len(dofs)}, in the "
-            f"order of space.boundary_dofs({tag!r})) or per dof of the space ({space.n_dofs})."
-        )
 
     def energy(self, u: torch.Tensor) -> torch.Tensor:
         """The energy J(u) (batched over leading dimensions of u)."""
@@ -112,25 +147,13 @@ class Poisson:
         """``(K, F)`` without boundary elimination; see :func:`dfem.assembly.assemble`."""
         return assemble(self.space, format=format, **self.coefficients)
 
-    def restricted_pattern(self, fixed: torch.Tensor):
-        """The free/fixed split of the space's pattern for these Dirichlet dofs (cached)."""
-        space = self.space
-        cache = space._shared.setdefault("restricted", {})
-        key = fixed.cpu().numpy().tobytes()
-        if key not in cache:
-            free = torch.ones(space.n_dofs, dtype=torch.bool, device=space.device)
-            free[fixed] = False
-            cache.clear()  # keep one: the Dirichlet set rarely changes between solves
-            cache[key] = space.pattern.restrict(free)
-        return cache[key]
-
     # ------------------------------------------------------------------ solve
     def solve(self, method: str = "direct", **options) -> torch.Tensor:
         """The finite element solution: dof vector of shape (n_dofs,).
 
         Differentiable with respect to nu, c, f, the boundary data and the node
         coordinates; the backward pass is one adjoint solve with the forward
-        solve's factorisation (see :func:`dfem.solvers.sparse_solve`).
+        solve's factorisation (:mod:`dfem.solvers.implicit`).
 
         Parameters
         ----------
@@ -151,23 +174,7 @@ class Poisson:
         """
         if method == "energy":
             return self._minimize(**options)
-        t0 = time.perf_counter()
-        values = assemble_matrix(self.space, self.nu, self.c, self.robin)
-        F = assemble_vector(self.space, self.f, self.neumann, self.robin)
-        restricted, u_fixed, b = self.eliminate(values, F)
-        t1 = time.perf_counter()
-        info: dict = {}
-        x = sparse_solve(restricted.pattern, values[restricted.ff], b, method, info=info, **options)
-        t2 = time.perf_counter()
-        # a snapshot: the adjoint solve in backward() adds to the live info object
-        self.last_solve = dict(
-            assemble_s=t1 - t0,
-            solve_s=t2 - t1,
-            info=dataclasses.replace(info["solve"]),
-            dofs=self.space.n_dofs,
-            free_dofs=restricted.n,
-        )
-        return u_fixed.index_put((restricted.free_dofs,), x)
+        return self._solve_linear(method, options)
 
     def eliminate(self, values: torch.Tensor, F: torch.Tensor):
         """Lift and drop the Dirichlet dofs of ``K u = F``: ``K_ff u_f = F_f - K_fd u_D``.

@@ -1,9 +1,13 @@
 """Newton's method for nonlinear problems, each step one sparse linear solve.
 
-.. math:: J(u_k)\\, \\delta = -R(u_k) \\ \\text{(free dofs)}, \\qquad u_{k+1} = u_k + t\\,\\delta,
+.. math:: K(u_k)\\, \\delta = -R(u_k) \\ \\text{(free dofs)}, \\qquad u_{k+1} = u_k + t\\,\\delta,
 
-with ``t`` halved until ``|R|`` decreases (backtracking), and the Dirichlet dofs
-held at their values. Stops when ``|R_free| <= max(rtol |R_free(u_0)|, atol)``.
+with the Dirichlet dofs held at their values. The step length ``t`` comes from a
+backtracking line search: on the energy (Armijo, ``J(u + t delta) <= J(u) + 1e-4 t
+R.delta``) when the problem has one and ``delta`` descends, otherwise on ``|R|``.
+A trial at which the energy or the residual is not finite (a cell turned inside out,
+``det F <= 0``) is always rejected. Stops when ``|R_free| <= max(rtol |R_free(u_0)|,
+atol)``.
 """
 
 from __future__ import annotations
@@ -16,15 +20,24 @@ import torch
 from dfem.errors import ConvergenceError
 from dfem.solvers.linear import factorize
 
+_MIN_STEP = 2.0**-20
+
 
 @dataclass
 class NewtonInfo:
-    """Residual norms per iteration, iterations, seconds, whether it converged."""
+    """Residual norms per iteration, iterations, seconds, whether it converged, and the
+    step lengths the line search took."""
 
     iterations: int = 0
     residuals: list = field(default_factory=list)
     seconds: float = 0.0
     converged: bool = False
+    steps: list = field(default_factory=list)
+    tangent: torch.Tensor | None = field(default=None, repr=False)
+
+
+def _finite(x) -> bool:
+    return bool(torch.isfinite(x).all()) if torch.is_tensor(x) else x == x and abs(x) < 1e308
 
 
 def newton(
@@ -36,26 +49,30 @@ def newton(
     method: str = "direct",
     **solver_options,
 ):
-    """Solve ``problem.residual_and_jacobian(u) = 0`` by damped Newton.
+    """Solve ``problem.residual_and_tangent(u) = 0`` by damped Newton.
 
     Parameters
     ----------
     problem
-        An object with ``residual_and_jacobian(u, jacobian=True)``, ``dirichlet_data()``,
-        ``restricted_pattern(fixed)``, ``space`` and ``symmetric``
-        (e.g. :class:`dfem.problems.nonlinear.NonlinearPoisson`).
+        An object with ``residual_and_tangent(u, tangent=True)`` (residual and CSR
+        tangent values, detached), ``dirichlet_data()``, ``restricted_pattern(fixed)``,
+        ``symmetric`` and, for the energy line search, ``has_energy`` and ``energy(u)``
+        (e.g. :class:`dfem.EnergyProblem`).
     u0 : tensor, optional
         Initial guess (its Dirichlet dofs are overwritten); default zero.
 
     Returns
     -------
     u : (n_dofs,) tensor
+        Detached; :meth:`dfem.EnergyProblem.solve` attaches the adjoint.
     info : NewtonInfo
+        ``info.tangent`` holds the tangent's CSR values at ``u``.
 
     Raises
     ------
     ConvergenceError
-        If the residual does not reach the tolerance in ``max_iter`` steps.
+        If the residual does not reach the tolerance in ``max_iter`` steps, or no step
+        keeps the energy and residual finite.
     """
     t0 = time.perf_counter()
     fixed, u_fixed = problem.dirichlet_data()
@@ -63,40 +80,74 @@ def newton(
     free = restricted.free_dofs
     u = u_fixed.detach().clone()
     if u0 is not None:
-        u[free] = u0.detach()[free]
+        u[free] = u0.detach().to(u)[free]
     info = NewtonInfo()
+    use_energy = bool(getattr(problem, "has_energy", False))
 
-    R, values = problem.residual_and_jacobian(u)
-    norm = float(torch.linalg.vector_norm(R[free]))
-    info.residuals.append(norm)
-    target = max(rtol * norm, atol)
-    while norm > target and info.iterations < max_iter:
-        factor = factorize(
-            restricted.pattern,
-            values[restricted.ff],
-            method,
-            symmetric=problem.symmetric,
-            **solver_options,
-        )
-        delta = factor.solve(-R[free])
-        step = 1.0
-        while True:
-            trial = u.index_put((free,), u[free] + step * delta)
-            R_trial, _ = problem.residual_and_jacobian(trial, jacobian=False)
-            trial_norm = float(torch.linalg.vector_norm(R_trial[free]))
-            if trial_norm < norm or step < 1e-4:
-                break
-            step *= 0.5
-        u = trial
-        R, values = problem.residual_and_jacobian(u)
+    with torch.no_grad():
+        R, values = problem.residual_and_tangent(u)
         norm = float(torch.linalg.vector_norm(R[free]))
-        info.iterations += 1
         info.residuals.append(norm)
+        if not _finite(norm):
+            raise ConvergenceError(
+                "Newton: the residual is not finite at the initial guess (an inverted cell, "
+                "det F <= 0, or a coefficient out of range); start from another guess or "
+                "apply the load in steps."
+            )
+        target = max(rtol * norm, atol)
+        while norm > target and info.iterations < max_iter:
+            factor = factorize(
+                restricted.pattern,
+                values[restricted.ff],
+                method,
+                symmetric=problem.symmetric,
+                **solver_options,
+            )
+            delta = factor.solve(-R[free])
+            u, R_new, step = _line_search(problem, u, free, delta, R[free], norm, use_energy)
+            R, values = problem.residual_and_tangent(u)
+            norm = float(torch.linalg.vector_norm(R[free]))
+            info.iterations += 1
+            info.residuals.append(norm)
+            info.steps.append(step)
     info.seconds = time.perf_counter() - t0
     info.converged = norm <= target
+    info.tangent = values
     if not info.converged:
         raise ConvergenceError(
             f"Newton did not converge in {max_iter} iterations (|R| {info.residuals[0]:.3e} -> "
-            f"{norm:.3e}, target {target:.3e}); try a better initial guess u0."
+            f"{norm:.3e}, target {target:.3e}); try a better initial guess u0 or more load "
+            "steps."
         )
     return u, info
+
+
+def _line_search(problem, u, free, delta, R_free, norm, use_energy):
+    """Backtracking from the full Newton step; returns (u_new, R_new, step)."""
+    slope = float(R_free @ delta)
+    on_energy = use_energy and slope < 0
+    E0 = float(problem.energy(u)) if on_energy else None
+    step = 1.0
+    while step >= _MIN_STEP:
+        trial = u.index_put((free,), u[free] + step * delta)
+        if on_energy:
+            E = float(problem.energy(trial))
+            if _finite(E):
+                if E <= E0 + 1e-4 * step * slope:
+                    return trial, None, step
+                # below round-off of J the energy cannot rank the steps: use |R|
+                if E - E0 <= 1e-12 * max(abs(E0), 1e-300):
+                    R_trial, _ = problem.residual_and_tangent(trial, tangent=False)
+                    if float(torch.linalg.vector_norm(R_trial[free])) < norm:
+                        return trial, R_trial, step
+        else:
+            R_trial, _ = problem.residual_and_tangent(trial, tangent=False)
+            trial_norm = float(torch.linalg.vector_norm(R_trial[free]))
+            if _finite(trial_norm) and (trial_norm < norm or step < 1e-4):
+                return trial, R_trial, step
+        step *= 0.5
+    raise ConvergenceError(
+        "Newton's line search found no acceptable step (the energy or residual is not "
+        "finite along the Newton direction, e.g. det F <= 0 in some cell, or it does not "
+        "decrease); apply the load in more steps."
+    )

@@ -28,6 +28,7 @@ from hypothesis import strategies as st  # noqa: E402
 
 from dfem.errors import ConvergenceError, DfemError  # noqa: E402
 from dfem.problems.case import Case, case_files  # noqa: E402
+from dfem.problems.nonlinear import NonlinearPoisson  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 CASE_FILES = case_files(ROOT / "cases")
@@ -81,11 +82,19 @@ def _build(case: Case):
         exact = case.exact()
         problem = case.problem()
         points = problem.space.mesh.nodes.detach()
-        for value in (problem.nu, problem.c, problem.f, exact):
+        if isinstance(problem, NonlinearPoisson):  # nu(u, x) and s(u, x)
+            u = torch.zeros(len(points), dtype=points.dtype)
+            for value in (problem.nonlinear_nu, problem.reaction):
+                if callable(value):
+                    value(u, points)
+        else:
+            _evaluate(problem.nu, points)
+            _evaluate(problem.c, points)
+        for value in (problem.f, exact):
             _evaluate(value, points)
         for value in [*problem.dirichlet.values(), *problem.neumann.values()]:
             _evaluate(value, points)
-        for alpha, g in problem.robin.values():
+        for alpha, g in getattr(problem, "robin", {}).values():
             _evaluate(alpha, points)
             _evaluate(g, points)
     except DfemError:

@@ -70,6 +70,9 @@ class IsogeometricSpace(Space):
     quadrature_degree : int, optional
         Gauss rule per direction exact to this degree; default ``2 max(p, q) + 1``
         (``max(p, q) + 1`` points per direction).
+    shape : tuple, optional
+        ``(d,)`` for a vector field: d interleaved copies of the space
+        (:class:`~dfem.basis.vector.VectorSpace`).
 
     Notes
     -----
@@ -78,7 +81,7 @@ class IsogeometricSpace(Space):
     points (shape derivatives). :meth:`with_control_points` moves them.
     """
 
-    def __init__(self, patch: NURBSPatch, quadrature_degree: int | None = None):
+    def __init__(self, patch: NURBSPatch, quadrature_degree: int | None = None, shape=()):
         if not isinstance(patch, NURBSPatch):
             raise DfemError(f"IsogeometricSpace needs a NURBSPatch, got {type(patch).__name__}.")
         self.patch = patch

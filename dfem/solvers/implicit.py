@@ -1,0 +1,48 @@
+"""The derivative of a solution defined implicitly by ``R(u, theta) = 0``.
+
+For the converged free dofs ``u*`` of ``R(u, theta) = 0`` (linear or not), the implicit
+function theorem gives ``du/dtheta = -K^{-1} dR/dtheta`` with the tangent ``K = dR/du``
+at ``u*``. Its vector-Jacobian product is one adjoint solve with the same
+factorisation (or preconditioner) as the forward solve,
+
+.. math:: \\lambda = K^{-T} \\bar u, \\qquad
+          \\bar\\theta = -\\lambda^T \\frac{\\partial R}{\\partial \\theta},
+
+and autograd computes ``lambda^T dR/dtheta`` by back-propagating ``-lambda`` through a
+residual evaluated at ``u*``. Solver iterations are never unrolled.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+class _ImplicitSolution(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, residual, solution, factor):
+        ctx.factor = factor
+        return solution.detach().clone()
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_u):
+        lam = ctx.factor.solve(grad_u.contiguous(), transpose=True)
+        return -lam, None, None
+
+
+def implicit_solution(residual: torch.Tensor, solution: torch.Tensor, factor) -> torch.Tensor:
+    """``solution`` (the root ``u*`` of ``residual``), differentiable through ``residual``.
+
+    Parameters
+    ----------
+    residual : (n,) tensor
+        ``R(u*, theta)`` on the free dofs, computed with autograd from ``theta`` at the
+        detached ``u*`` (its value is ~0; only its graph matters).
+    solution : (n,) tensor
+        The converged ``u*``.
+    factor
+        A prepared solver of the tangent at ``u*`` (:func:`dfem.solvers.linear.factorize`).
+    """
+    if residual.numel() == 0 or not residual.requires_grad:
+        return solution
+    return _ImplicitSolution.apply(residual, solution, factor)
