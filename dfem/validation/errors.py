@@ -19,11 +19,19 @@ from dfem.basis.space import FunctionSpace
 
 
 def exact_gradient(exact: Callable, points: torch.Tensor) -> torch.Tensor:
-    """``grad exact`` at ``points`` (..., 2), by autograd of the torch callable ``exact``."""
+    """``grad exact`` at ``points`` (..., dim), by autograd of the torch callable ``exact``:
+    (..., dim) for a scalar field, (..., d, dim) for a vector field of shape (..., d)."""
     with torch.enable_grad():
         x = points.detach().requires_grad_(True)
-        (grad,) = torch.autograd.grad(exact(x).sum(), x)
-    return grad
+        value = exact(x)
+        if value.shape == x.shape[:-1]:
+            (grad,) = torch.autograd.grad(value.sum(), x)
+            return grad
+        rows = [
+            torch.autograd.grad(value[..., i].sum(), x, retain_graph=True)[0]
+            for i in range(value.shape[-1])
+        ]
+    return torch.stack(rows, dim=-2)
 
 
 def errors(
@@ -38,7 +46,10 @@ def errors(
     Parameters
     ----------
     exact : callable
-        ``exact(x)`` for points x of shape (..., 2), written with torch functions.
+        ``exact(x)`` for points x of shape (..., dim), written with torch functions;
+        on a vector space it returns (..., d) and the errors are those of the vector
+        field (``|u - u_h|^2`` summed over components, ``|grad u - grad u_h|`` the
+        Frobenius norm).
     exact_grad : callable, optional
         ``grad exact``; by default obtained from ``exact`` by autograd.
     degree : int, optional
@@ -54,13 +65,15 @@ def errors(
     g = space.geometry(degree)
     with torch.no_grad():
         uq, grad_uq = space.at_quadrature(u.detach(), g)
-        ue = exact(g.points)
+        ue = torch.as_tensor(exact(g.points), dtype=uq.dtype).expand_as(uq)
     ge = exact_grad(g.points) if exact_grad is not None else exact_gradient(exact, g.points)
     with torch.no_grad():
         w = g.weights
-        l2 = torch.sqrt(((uq - ue) ** 2 * w).sum())
-        h1 = torch.sqrt((((grad_uq - ge) ** 2).sum(-1) * w).sum())
-        norm = torch.sqrt((ue**2 * w).sum())
+        # sum over the axes after (cell, point): components and gradient directions
+        pointwise = lambda v: v.flatten(2).sum(-1) if v.ndim > 2 else v  # noqa: E731
+        l2 = torch.sqrt((pointwise((uq - ue) ** 2) * w).sum())
+        h1 = torch.sqrt((pointwise((grad_uq - ge) ** 2) * w).sum())
+        norm = torch.sqrt((pointwise(ue**2) * w).sum())
     return {"l2": float(l2), "h1": float(h1), "l2_norm": float(norm)}
 
 
