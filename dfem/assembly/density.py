@@ -240,10 +240,10 @@ def point_derivatives(density, points: PointSet, u, d: int, scalar: bool, params
     with torch.enable_grad():
         uq, gq = points.fields(u, d)
         if order >= 1:
-            if not uq.requires_grad:
-                uq.requires_grad_(True)
-            if gq is not None and not gq.requires_grad:
-                gq.requires_grad_(True)
+            for t in (uq, gq):
+                if t is not None and not t.requires_grad:
+                    t.requires_grad_(True)
+                    t._dfem_point_leaf = True  # not a user's parameter: see reaches_a_leaf
         psi = call_density(density, uq, gq, points.points,
                            points.normals, params, scalar, tuple(points.weights.shape))
         if order == 0:

@@ -34,8 +34,10 @@ from dfem.problems.energy import BoundaryTerm, EnergyProblem, register_kernel
 
 def lame(E, poisson_ratio, plane_stress=False):
     """``(mu, lambda)`` from ``E`` and Poisson's ratio (tensors or numbers), checked."""
-    E = torch.as_tensor(E)
-    nu = torch.as_tensor(poisson_ratio, dtype=E.dtype if E.is_floating_point() else None)
+    E = E if torch.is_tensor(E) else torch.as_tensor(E, dtype=torch.float64)
+    if not E.is_floating_point():
+        E = E.to(torch.float64)
+    nu = torch.as_tensor(poisson_ratio, dtype=E.dtype, device=E.device)
     if not bool((E.detach() > 0).all()):
         raise DfemError(
             f"Young's modulus E must be positive everywhere; found a minimum of "

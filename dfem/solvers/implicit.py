@@ -30,6 +30,27 @@ class _ImplicitSolution(torch.autograd.Function):
         return -lam, None, None
 
 
+def reaches_a_leaf(tensor: torch.Tensor) -> bool:
+    """Whether ``tensor``'s graph reaches a leaf that requires grad (a parameter, the node
+    coordinates), not counting the stand-in leaves marked ``_dfem_point_leaf`` (point values
+    made differentiable only to take derivatives of a density)."""
+    if not tensor.requires_grad:
+        return False
+    if tensor.grad_fn is None:
+        return not getattr(tensor, "_dfem_point_leaf", False)
+    stack, seen = [tensor.grad_fn], set()
+    while stack:
+        node = stack.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        variable = getattr(node, "variable", None)
+        if variable is not None and not getattr(variable, "_dfem_point_leaf", False):
+            return True
+        stack.extend(next_node for next_node, _ in node.next_functions)
+    return False
+
+
 def implicit_solution(residual: torch.Tensor, solution: torch.Tensor, factor) -> torch.Tensor:
     """``solution`` (the root ``u*`` of ``residual``), differentiable through ``residual``.
 
@@ -43,6 +64,6 @@ def implicit_solution(residual: torch.Tensor, solution: torch.Tensor, factor) ->
     factor
         A prepared solver of the tangent at ``u*`` (:func:`dfem.solvers.linear.factorize`).
     """
-    if residual.numel() == 0 or not residual.requires_grad:
+    if residual.numel() == 0 or not reaches_a_leaf(residual):
         return solution
     return _ImplicitSolution.apply(residual, solution, factor)

@@ -320,6 +320,25 @@ class IsogeometricSpace(Space):
             values = values.index_put((self._side_dofs(side),), coefficients)
         return values[dofs]
 
+    def interpolate(self, fn) -> torch.Tensor:
+        """Control values ``c`` whose NURBS function interpolates ``fn(x)`` at the images of
+        the tensor Greville points ``(g_i, h_j)``.
+
+        With ``W_ij = sum_ab N_a(g_i) M_b(h_j) w_ab`` the conditions ``sum_ab R_ab c_ab =
+        f_ij`` read ``N (w * c) M^T = W * f``: two small dense solves. Functions in the
+        space (e.g. linear functions of x, as the geometry is) are reproduced exactly.
+        """
+        patch = self.patch
+        g_u = greville_points(patch.knots_u.detach(), patch.degree_u)
+        g_v = greville_points(patch.knots_v.detach(), patch.degree_v)
+        N = basis_matrix(patch.knots_u, patch.degree_u, g_u)[:, 0]
+        M = basis_matrix(patch.knots_v, patch.degree_v, g_v)[:, 0]
+        x = self._evaluate_grid(g_u, g_v, patch.control_points)  # (n_u, n_v, 2)
+        W = N @ patch.weights @ M.T
+        f = torch.as_tensor(fn(x), dtype=self.dtype, device=self.device).expand(W.shape)
+        weighted = torch.linalg.solve(N, W * f) @ torch.linalg.inv(M).T
+        return (weighted / patch.weights).reshape(self.n_dofs)
+
     # ------------------------------------------------------------------ output
     def _evaluate_grid(self, u: torch.Tensor, v: torch.Tensor, coefficients: torch.Tensor):
         """``sum_ab R_ab(u_i, v_j) c_ab`` on a parameter grid: (len(u), len(v), ...)."""
