@@ -26,6 +26,7 @@ from dfem.problems import (
     LinearElasticity,
     NeoHookean,
     Poisson,
+    lame,
     register_kernel,
 )
 from dfem.solvers import sparse_solve
@@ -54,6 +55,7 @@ __all__ = [
     "element",
     "energy",
     "errors",
+    "lame",
     "mesh",
     "register_kernel",
     "residual",
