@@ -324,3 +324,27 @@ def test_bad_material_and_boundary_data_are_named():
         dfem.LinearElasticity(dfem.FunctionSpace(space.mesh, "Q1"))
     with pytest.raises(DfemError, match="Poisson solves for a scalar field"):
         dfem.Poisson(space)
+
+
+def test_vector_loads_in_every_coefficient_form_give_the_same_solution():
+    mesh = dfem.mesh.rectangle(4, 3, "quad")
+    space = dfem.FunctionSpace(mesh, "Q2", shape=(2,))
+    n_q = space.geometry().weights.shape[1]
+
+    def solve(body_force, traction):
+        return dfem.LinearElasticity(space, E=2.0, poisson_ratio=0.3, dirichlet={"left": 0.0},
+                                     body_force=body_force,
+                                     traction={"right": traction}).solve()
+
+    b = torch.tensor([0.5, -1.0], dtype=torch.float64)
+    reference = solve([0.5, -1.0], [0.0, 0.2])
+    forms = [
+        (b, torch.tensor([0.0, 0.2], dtype=torch.float64)),                      # constant (d,)
+        (lambda x: b.expand(*x.shape[:-1], 2), lambda x: x * 0 + b.new_tensor([0.0, 0.2])),
+        (b.expand(mesh.n_cells, 2).clone(), [0.0, 0.2]),                         # per cell
+        (b.expand(space.scalar.n_dofs, 2).clone(), [0.0, 0.2]),                  # nodal
+        (b.expand(mesh.n_cells, n_q, 2).clone(), [0.0, 0.2]),                    # at the points
+    ]
+    for body_force, traction in forms:
+        torch.testing.assert_close(solve(body_force, traction), reference, rtol=1e-12,
+                                   atol=1e-14)
