@@ -207,5 +207,53 @@ def quarter_annulus(r_inner: float = 1.0, r_outer: float = 2.0, dtype=torch.floa
     return NURBSPatch(cp, w.clone(), ku, kv, 2, 1)
 
 
+
+def plate_with_hole(radius: float = 1.0, length: float = 4.0, dtype=torch.float64) -> NURBSPatch:
+    """The quarter plate ``[0, L]^2`` minus the disc ``r < R``, exactly (biquadratic NURBS).
+
+    The single patch of Hughes, Cottrell & Bazilevs (CMAME 194, 2005), mirrored into the
+    first quadrant, with ``u`` radial (hole to outer edges) and ``v`` the angle
+    (counter-clockwise from the x-axis): ``(u, v)`` is right-handed like ``(r, theta)``.
+    Knots ``u: [0, 0, 0, 1, 1, 1]``, ``v: [0, 0, 0, 1/2, 1, 1, 1]`` (1 x 2 elements). The
+    rows of the control net, from the hole outwards, are
+
+    - the hole: the rational quadratic quarter circle with the knot ``v = 1/2`` inserted,
+      ``(R, 0), (R, (sqrt 2 - 1) R), ((sqrt 2 - 1) R, R), (0, R)`` with weights
+      ``1, c, c, 1``, ``c = (1 + 1/sqrt 2) / 2``: ``|x| = R`` exactly along the side;
+    - the middle row ``(m, 0), (m, 3m/10), (3m/10, m), (0, m)``, ``m = (R + L) / 2``
+      (Hughes et al.'s ``(2.5, 0.75)`` for ``R = 1, L = 4``), weights 1;
+    - the outer edges ``(L, 0), (L, L), (L, L), (0, L)``, weights 1: ``x = L`` for
+      ``v <= 1/2`` and ``y = L`` for ``v >= 1/2``. The repeated point makes the corner
+      ``(L, L)`` a kink at the knot ``v = 1/2`` (``dx/dv = 0`` there, at no quadrature
+      point).
+
+    Sides: ``left`` the hole (``u = 0``), ``right`` the two outer edges, ``bottom`` the
+    symmetry edge ``y = 0`` (``v = 0``), ``top`` the symmetry edge ``x = 0`` (``v = 1``).
+    Refine with :meth:`NURBSPatch.elevate`, then :meth:`NURBSPatch.subdivide` with
+    ``(k, 2k)`` elements (keeps the elements about square).
+    """
+    radius, length = float(radius), float(length)
+    if not 0 < radius < length:
+        raise DfemError(
+            f"the plate with a hole needs 0 < radius < length (the hole inside the quarter "
+            f"plate), got radius {radius} and length {length}."
+        )
+    s = math.sqrt(2.0) - 1.0
+    m = 0.5 * (radius + length)
+    cp = torch.tensor(
+        [
+            [[radius, 0.0], [radius, s * radius], [s * radius, radius], [0.0, radius]],
+            [[m, 0.0], [m, 0.3 * m], [0.3 * m, m], [0.0, m]],
+            [[length, 0.0], [length, length], [length, length], [0.0, length]],
+        ],
+        dtype=dtype,
+    )
+    c = 0.5 * (1.0 + 1.0 / math.sqrt(2.0))
+    w = torch.ones(3, 4, dtype=dtype)
+    w[0, 1:3] = c
+    ku = torch.tensor([0.0, 0.0, 0.0, 1.0, 1.0, 1.0], dtype=dtype)
+    kv = torch.tensor([0.0, 0.0, 0.0, 0.5, 1.0, 1.0, 1.0], dtype=dtype)
+    return NURBSPatch(cp, w, ku, kv, 2, 2)
+
 #: Named geometries for case files: ``[nurbs] geometry = "quarter-annulus"``.
 GEOMETRIES = {"square": unit_square, "quarter-annulus": quarter_annulus}
