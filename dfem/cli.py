@@ -1,8 +1,9 @@
 """The ``dfem`` command line.
 
 - ``dfem solve CASE.toml [--out DIR] [--set key=value ...] [--method METHOD]`` solves a case
-  file (METHOD: direct, cg, amg or energy), prints a summary and writes ``DIR/report.json``,
-  ``DIR/solution.vtu`` and ``DIR/solution.png``.
+  file (Poisson, linear elasticity or Neo-Hookean; METHOD: direct, cg, amg or energy), prints
+  a summary and writes ``DIR/report.json``, ``DIR/solution.vtu`` and ``DIR/solution.png``
+  (for elastic cases the deformed mesh coloured by the von Mises stress).
 - ``dfem convergence CASE.toml --levels N [--out DIR]`` refines the case's mesh N times and
   writes ``DIR/convergence.json`` and ``DIR/convergence.png``.
 - ``dfem validate [--quick]`` checks every shipped case with an exact solution (rates, errors)
@@ -17,7 +18,8 @@
   ``DIR/paper.md`` with every paper number beside dfem's.
 
 Errors a user can cause are printed without a traceback, with exit status 2; an iterative
-solver that stops short of its tolerance is reported the same way, with exit status 1.
+solver or a Newton solve that stops short of its tolerance is reported the same way, with
+exit status 1. Either way no output file is written.
 """
 
 from __future__ import annotations
@@ -33,10 +35,30 @@ from dfem.errors import ConvergenceError, DfemError
 CASES = Path(__file__).resolve().parents[1] / "cases"
 
 
+def _shown(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_shown(v) for v in value) + "]"
+    return str(value)
+
+
 def _print_table(rows: dict) -> None:
-    width = max(len(k) for k in rows)
+    """``key  value`` lines; a dict value (reactions) gives one line per entry, the probes
+    one line per point."""
+    lines = []
     for key, value in rows.items():
-        shown = "-" if value is None else (f"{value:.4g}" if isinstance(value, float) else value)
+        if key == "probes":
+            lines += [(f"u at {_shown(p['point'])}", _shown(p["u"])) for p in value]
+        elif isinstance(value, dict):
+            lines += [(f"{key[:-1] if key.endswith('s') else key} {k}", _shown(v))
+                      for k, v in value.items()]
+        else:
+            lines.append((key, _shown(value)))
+    width = max(len(k) for k, _ in lines)
+    for key, shown in lines:
         print(f"{key:<{width}}  {shown}")
 
 

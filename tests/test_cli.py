@@ -198,3 +198,42 @@ def test_convergence_command_rate_for_each_element(element, cell, tmp_path, caps
     assert study["l2_rate"] == pytest.approx(p + 1, abs=0.15)
     assert study["h1_rate"] == pytest.approx(p, abs=0.15)
     assert "refinement: 3/3" in capsys.readouterr().err  # progress lines off a terminal
+
+
+def test_validate_and_cases_cover_the_elastic_cases(capsys):
+    """The manufactured elasticity case has an exact solution, so ``dfem validate`` checks
+    it (test_validate_quick_passes runs it); the other elastic cases have none and are
+    listed by ``dfem cases`` only."""
+    elastic = [p for p in case_files(ROOT / "cases") if Case.load(p).elastic]
+    with_exact = [p.name for p in elastic if "u" in Case.load(p).data.get("exact", {})]
+    assert with_exact == ["elasticity_manufactured.toml"] and len(elastic) == 4
+    assert main(["cases"]) == 0
+    listing = capsys.readouterr().out
+    for path in elastic:
+        assert path.name in listing
+
+
+@pytest.mark.parametrize("name", [
+    "cantilever.toml", "cook_membrane.toml", "elasticity_manufactured.toml",
+    # about 10 s as shipped; test_elastic_case.py runs it on a 4 x 4 mesh by default
+    pytest.param("hyperelastic_block.toml", marks=pytest.mark.slow),
+])
+def test_shipped_elastic_cases_solve_through_the_cli(name, tmp_path, capsys):
+    """Each shipped elastic case runs through ``dfem solve`` as shipped and writes its three
+    outputs and the figures its comments quote."""
+    out = tmp_path / "out"
+    assert main(["solve", str(ROOT / "cases" / name), "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["problem"] in ("linear-elasticity", "neo-hookean")
+    assert {"energy", "compliance", "max_displacement", "reactions"} <= set(report)
+    for file in ("solution.vtu", "solution.png"):
+        assert (out / file).stat().st_size > 0
+    assert "max_displacement" in capsys.readouterr().out
+    if name == "cantilever.toml":
+        assert report["probes"][0]["u"][1] == pytest.approx(-0.04023, rel=1e-3)
+    if name == "cook_membrane.toml":
+        assert report["probes"][0]["u"][1] == pytest.approx(23.95, abs=0.01)
+    if name == "elasticity_manufactured.toml":
+        assert report["l2_error"] <= 2.9e-4
+    if name == "hyperelastic_block.toml":
+        assert report["newton_iterations"] > 0 and report["load_steps"] >= 10

@@ -20,7 +20,8 @@ WRITERS = (".msh", ".vtk", ".vtu", ".xdmf")
 
 
 # ----------------------------------------------------------------------------- writing
-def write_mesh(path, mesh: Mesh, point_data=None, cell_data=None, *, cell_tags=None) -> None:
+def write_mesh(path, mesh: Mesh, point_data=None, cell_data=None, *, cell_tags=None,
+               vectors=()) -> None:
     """Write a mesh, its boundary tags and fields to a file, atomically.
 
     The file is written next to ``path`` under a temporary name and then moved onto
@@ -42,13 +43,17 @@ def write_mesh(path, mesh: Mesh, point_data=None, cell_data=None, *, cell_tags=N
     cell_tags : dict of str -> int array, optional
         Named sets of cell numbers, written as tags of the 2D cells (a cell may be in one
         set at most).
+    vectors : sequence of str
+        Names of point or cell fields that are vectors in the mesh's plane, (n, dim):
+        written with 3 components (z = 0 in 2D), which ParaView needs to treat them as
+        vectors (glyphs, "Warp By Vector").
 
     Raises
     ------
     DfemError
         On an extension dfem does not write, a missing folder, fields of the wrong
-        length, a cell in two cell tags, a name used by a boundary tag and a cell tag,
-        or an error from meshio.
+        length, a vector field without 1 to 3 columns, a cell in two cell tags, a name
+        used by a boundary tag and a cell tag, or an error from meshio.
     """
     path = Path(path)
     ext = path.suffix.lower()
@@ -61,6 +66,8 @@ def write_mesh(path, mesh: Mesh, point_data=None, cell_data=None, *, cell_tags=N
     if not folder.is_dir():
         raise DfemError(f"cannot write {path}: folder {folder} does not exist.")
 
+    point_data = _as_3d_vectors(point_data, vectors, "point_data")
+    cell_data = _as_3d_vectors(cell_data, vectors, "cell_data")
     raw, names = _to_meshio(mesh, point_data, cell_data, cell_tags, gmsh=ext == ".msh")
     def write(tmp: str) -> None:
         try:
@@ -81,6 +88,25 @@ def write_mesh(path, mesh: Mesh, point_data=None, cell_data=None, *, cell_tags=N
             raise DfemError(f"could not write {path}: {err}") from err
 
     write_atomically(path, write, suffix=f".tmp{ext}")
+
+
+def _as_3d_vectors(fields, vectors, label: str):
+    """``fields`` with each field named in ``vectors`` padded with zero columns to 3."""
+    if not fields:
+        return fields
+    fields = dict(fields)
+    for name in vectors:
+        if name not in fields:
+            continue
+        value = _numpy(fields[name])
+        if value.ndim != 2 or not 1 <= value.shape[1] <= 3:
+            raise DfemError(
+                f"{label} {name!r} is listed in vectors, so it must have shape (n, 1..3), "
+                f"got {value.shape}."
+            )
+        pad = np.zeros((len(value), 3 - value.shape[1]), dtype=value.dtype)
+        fields[name] = np.concatenate([value, pad], axis=1)
+    return fields
 
 
 def _numpy(value) -> np.ndarray:

@@ -23,8 +23,15 @@ A minimal case::
     [solver]
     method = "direct"    # direct, cg, amg, or energy (with optimizer = "lbfgs" or "adam")
 
-Values are numbers or expressions in x, y (see :mod:`dfem.problems.expressions`).
-The full schema is documented in ``docs/cases.md``.
+An elastic case sets ``[problem] type = "linear-elasticity"`` (or ``"neo-hookean"``) with
+``E``, ``poisson_ratio``, ``plane`` and ``body_force``, and ``[boundary.TAG]`` tables of
+``displacement = [ux, uy]``, ``ux``/``uy`` (rollers) and ``traction = [tx, ty]``; its space has
+one component per dimension. ``[output] probes = [[x, y], ...]`` adds the solution at those
+points to the report, for every problem type.
+
+Values are numbers or expressions in x, y (see :mod:`dfem.problems.expressions`). The
+schema is checked by :mod:`dfem.problems.case_schema`, the elastic branch lives in
+:mod:`dfem.problems.elastic_case`; the full schema is documented in ``docs/cases.md``.
 """
 
 from __future__ import annotations
@@ -38,21 +45,15 @@ import torch
 
 from dfem.errors import DfemError
 from dfem.fileio import read_toml, write_json_atomic
-from dfem.problems.domain import NURBS_KEYS, build_mesh, build_space, is_nurbs
+from dfem.problems.case_schema import apply_overrides, check_case, problem_type
+from dfem.problems.case_schema import is_elastic as _is_elastic
+from dfem.problems.domain import build_mesh, build_space, is_nurbs
 from dfem.problems.expressions import coefficient
 from dfem.problems.nonlinear import NonlinearPoisson
 from dfem.problems.poisson import Poisson
 from dfem.validation.errors import errors
 
-_KNOWN = {
-    "": {"name", "description", "mesh", "element", "nurbs", "problem", "boundary", "exact",
-         "solver"},
-    "mesh": {"n", "nx", "ny", "cell", "x", "y", "file", "diagonal"},
-    "nurbs": NURBS_KEYS,
-    "problem": {"nu", "c", "f", "nonlinear", "reaction"},
-    "exact": {"u", "l2_error_max"},
-    "solver": {"method", "rtol", "maxiter", "optimizer", "lr"},
-}
+__all__ = ["Case", "apply_overrides", "at_vertices", "case_files"]
 
 
 def case_files(folder) -> list[Path]:
@@ -86,23 +87,26 @@ class Case:
     def from_dict(cls, data: dict, path=None, overrides=()) -> Case:
         """A case from a parsed TOML table, after applying ``overrides`` ("key.path=value")."""
         data = apply_overrides(data, overrides)
-        for section, keys in _KNOWN.items():
-            table = data if section == "" else data.get(section, {})
-            if not isinstance(table, dict):
-                raise DfemError(f"[{section}] must be a table in the case file.")
-            unknown = set(table) - keys
-            if unknown:
-                where = f"[{section}]" if section else "the top level"
-                raise DfemError(
-                    f"unknown key(s) {', '.join(sorted(unknown))} in {where} of the case file; "
-                    f"known keys: {', '.join(sorted(keys))}."
-                )
-        _check_types(data)
+        check_case(data)
         return cls(
             data=data,
             path=Path(path) if path else None,
             name=str(data.get("name", Path(path).stem if path else "case")),
         )
+
+    @property
+    def kind(self) -> str:
+        """``problem.type``: "poisson", "linear-elasticity" or "neo-hookean"."""
+        return problem_type(self.data)
+
+    @property
+    def elastic(self) -> bool:
+        return _is_elastic(self.data)
+
+    @property
+    def nonlinear(self) -> bool:
+        """Whether the problem is solved by Newton."""
+        return self.kind == "neo-hookean" or self.data.get("problem", {}).get("nonlinear") is True
 
     # ------------------------------------------------------------------ build
     def mesh(self):
@@ -113,11 +117,16 @@ class Case:
 
     def space(self, level: int = 0):
         """The function space, refined ``level`` times (see :mod:`dfem.problems.domain`)."""
-        return build_space(self.data, self.path, level)
+        return build_space(self.data, self.path, level, vector=self.elastic)
 
-    def problem(self, space=None) -> Poisson:
-        """The problem on ``space`` (default: :meth:`space`)."""
+    def problem(self, space=None):
+        """The problem on ``space`` (default: :meth:`space`): a :class:`Poisson`,
+        :class:`NonlinearPoisson`, :class:`~dfem.LinearElasticity` or :class:`~dfem.NeoHookean`."""
         space = self.space() if space is None else space
+        if self.elastic:
+            from dfem.problems.elastic_case import elastic_problem
+
+            return elastic_problem(self.data, space)
         spec = self.data.get("problem", {})
         nonlinear = spec.get("nonlinear", False)
         if not isinstance(nonlinear, bool):
@@ -162,25 +171,61 @@ class Case:
         return Poisson(space, dirichlet=dirichlet, neumann=neumann, robin=robin, **kwargs)
 
     def exact(self):
+        """The exact solution ``x -> u(x)`` (``(..., dim)`` for elastic cases), or None."""
         text = self.data.get("exact", {}).get("u")
         if text is None:
             return None
+        if self.elastic:
+            from dfem.problems.elastic_case import exact_displacement
+
+            return exact_displacement(text, self.mesh().nodes.shape[1])
+        if isinstance(text, list):
+            raise DfemError(
+                "exact.u of a Poisson case is one number or expression; a list [ux, uy] is the "
+                'exact displacement of an elastic case (problem.type = "linear-elasticity").'
+            )
         value = coefficient(text, "exact.u")
         if isinstance(value, float):  # a constant solution, as a function of x
             return lambda x: torch.full(x.shape[:-1], value, dtype=x.dtype, device=x.device)
         return value
 
     # ------------------------------------------------------------------ run
+    def probes(self, space):
+        """The evaluation of ``[output] probes`` on ``space`` (None without probes); a probe
+        outside the domain is a :class:`DfemError` here, before any solve."""
+        from dfem.basis.probes import PointEvaluation
+
+        points = self.data.get("output", {}).get("probes")
+        if points is None:
+            return None
+        dim = space.mesh.nodes.shape[1]
+        for point in points:
+            if len(point) != dim:
+                raise DfemError(
+                    f"output.probes: the point {point!r} has {len(point)} coordinates; the "
+                    f"mesh is {dim}D, so give [x, y] pairs."
+                )
+        try:
+            return PointEvaluation(getattr(space, "scalar", space), points)
+        except DfemError as exc:
+            raise DfemError(f"output.probes: {exc}") from exc
+
     def solve(self, out=None, method: str | None = None) -> dict:
-        """Solve the case; write ``report.json`` (and ``solution.vtu``) under ``out``.
+        """Solve the case; write ``report.json``, ``solution.vtu`` and ``solution.png`` under
+        ``out``.
 
         ``method`` overrides solver.method (and drops the options of the case's
-        method that do not apply to it). Returns the report: case, element, degree,
-        cells, dofs, solver, assemble_s, solve_s, l2_error and h1_error (None without
-        an exact solution).
+        method that do not apply to it). Returns the report: case, problem, element,
+        degree, cells, dofs, solver, setup_s, assemble_s, solve_s, l2_error and h1_error
+        (None without an exact solution); Newton solves add newton_iterations and
+        load_steps, elastic cases energy, compliance, max_displacement, max_von_mises
+        and reactions (see :mod:`dfem.problems.elastic_case`), cases with ``[output]
+        probes`` a list of ``{"point", "u"}``.
         """
         t0 = time.perf_counter()
         problem = self.problem()
+        probes = self.probes(problem.space)
+        exact = self.exact()
         setup_s = time.perf_counter() - t0
         options = self.solver_options(method)
         method = options["method"]
@@ -188,10 +233,10 @@ class Case:
         u = problem.solve(**options)
         solve_s = time.perf_counter() - t1
         space = problem.space
-        exact = self.exact()
         err = errors(space, u, exact) if exact is not None else {}
         report = {
             "case": self.name,
+            "problem": self.kind,
             "element": space.element.name,
             "degree": space.element.degree,
             "cells": space.mesh.n_cells,
@@ -205,31 +250,57 @@ class Case:
         }
         if "newton" in problem.last_solve:
             report["newton_iterations"] = problem.last_solve["newton"].iterations
+            report["load_steps"] = len(problem.last_solve.get("load_factors", [1.0]))
         if method == "energy":
             info = problem.last_solve["info"]
             report["optimizer"] = info.optimizer
             report["energy_iterations"] = info.iterations
             report["relative_residual"] = info.residuals[-1][1] if info.residuals else 0.0
+        if self.elastic:
+            from dfem.problems.elastic_case import elastic_report
+
+            report.update(elastic_report(problem, u))
+        if probes is not None:
+            report["probes"] = _probe_values(probes, self.data["output"]["probes"], space, u)
         if out is not None:
             self.write_outputs(out, problem, u, report)
         return report
 
     def write_outputs(self, out, problem, u, report) -> None:
-        """``report.json``, ``solution.vtu`` (u, nu and f at the vertices) and ``solution.png``."""
+        """``solution.vtu``, ``solution.png`` and ``report.json`` under ``out``.
+
+        Poisson: ``u``, ``nu`` and ``f`` at the vertices, and a field plot of u. Elastic:
+        the ``displacement`` (3 components, z = 0 in 2D), ``E`` and ``poisson_ratio`` at
+        the vertices and ``von_mises`` per cell, and the deformed mesh coloured by the von
+        Mises stress (the true displacement for Neo-Hookean, else scaled so that the
+        largest is 10 % of the domain size).
+        """
         from dfem.mesh import write_mesh
-        from dfem.plots import plot_solution
+        from dfem.plots import plot_deformed, plot_solution
 
         out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
         space = problem.space
-        point_data = {"u": space.vertex_values(u.detach())}
-        for name in ("nu", "f"):
-            value = getattr(problem, name)
-            if value is not None:
-                point_data[name] = _at_vertices(value, space.mesh)
-        write_mesh(out / "solution.vtu", space.mesh, point_data=point_data)
-        title = f"{self.name}: u ({space.element.name})"
-        plot_solution(space, u, out / "solution.png", title=title)
+        if self.elastic:
+            from dfem.problems.elastic_case import elastic_fields
+
+            point_data, cell_data = elastic_fields(problem, u)
+        else:
+            point_data = {"u": space.vertex_values(u.detach())}
+            for name in ("nu", "f"):
+                value = getattr(problem, name, None)
+                if value is not None:
+                    point_data[name] = at_vertices(value, space.mesh)
+            cell_data = None
+        out.mkdir(parents=True, exist_ok=True)
+        write_mesh(out / "solution.vtu", space.mesh, point_data=point_data, cell_data=cell_data,
+                   vectors=("displacement",) if self.elastic else ())
+        if self.elastic:
+            plot_deformed(space, u, out / "solution.png", cell_data["von_mises"],
+                          scale=1.0 if self.kind == "neo-hookean" else None,
+                          title=f"{self.name} ({space.element.name})")
+        else:
+            plot_solution(space, u, out / "solution.png",
+                          title=f"{self.name}: u ({space.element.name})")
         write_json_atomic(out / "report.json", report)
 
     def convergence(self, levels: int, out=None, show_progress: bool = False) -> dict:
@@ -271,119 +342,66 @@ class Case:
         return study
 
     def solver_options(self, method: str | None = None) -> dict:
-        """``method`` and its options from [solver], checked against each other.
+        """``method`` and its options from [solver], checked against each other and
+        against the problem type, as keyword arguments of ``problem.solve``.
 
         A ``method`` given here overrides the case's and drops its energy-only options.
+        ``rtol`` is the tolerance of the iterative linear solvers for linear problems and
+        Newton's for nonlinear ones (whose ``maxiter`` stays the linear solver's).
         """
         solver = self.data.get("solver", {})
         energy_only = [k for k in ("optimizer", "lr") if k in solver]
         if method is not None and method != "energy":
             energy_only = []
         method = method or solver.get("method", "direct")
+        if method == "energy" and self.elastic:
+            raise DfemError(
+                'solver.method = "energy" (an optimiser) applies to Poisson cases; an elastic '
+                'case is solved with method = "direct", "cg" or "amg" (each Newton step for '
+                "neo-hookean)."
+            )
         if method != "energy" and energy_only:
             raise DfemError(
                 f"solver.{energy_only[0]} applies to energy minimisation only; "
                 f'set solver.method = "energy" or drop it.'
             )
-        if method == "energy" and self.data.get("problem", {}).get("nonlinear", False):
+        if method == "energy" and self.nonlinear:
             raise DfemError(
                 'solver.method = "energy" minimises the energy of a linear problem; a '
                 "nonlinear case is solved by Newton with a direct, cg or amg linear solver."
             )
-        options = {k: solver[k] for k in ("rtol", "maxiter", *energy_only) if k in solver}
+        newton_only = [k for k in ("load_steps", "max_iter") if k in solver]
+        if newton_only and not self.nonlinear:
+            raise DfemError(
+                f"solver.{newton_only[0]} applies to Newton solves of nonlinear problems "
+                f'(problem.type = "neo-hookean", or problem.nonlinear = true); this linear '
+                f"problem is solved in one linear solve: drop it."
+            )
+        keys = ("rtol", "maxiter", *energy_only, *newton_only)
+        options = {k: solver[k] for k in keys if k in solver}
+        if self.elastic and not self.nonlinear and "rtol" in options:
+            # EnergyProblem.solve reads rtol as Newton's; the linear solver's goes by this name
+            options["solver_rtol"] = options.pop("rtol")
         return {"method": method, **options}
 
 
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
+def _probe_values(probes, points, space, u) -> list[dict]:
+    """``[{"point": [x, y], "u": value or [ux, uy]}, ...]`` at the probe points (each
+    component of a vector field evaluated by the scalar space's point evaluation)."""
+    u = u.detach()
+    with torch.no_grad():
+        if hasattr(space, "scalar"):
+            d = space.n_components
+            values = torch.stack([probes(u[i::d]) for i in range(d)], dim=-1)
+        else:
+            values = probes(u)
+    return [{"point": p, "u": v} for p, v in zip(points, values.tolist(), strict=True)]
 
 
-def _is_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and abs(v) < 1e300
-
-
-def _positive_int(v) -> bool:
-    return _is_int(v) and 0 < v < 2**31
-
-
-def _pair(v) -> bool:
-    return isinstance(v, list) and len(v) == 2 and all(map(_is_number, v))
-
-
-#: The type each scalar key must have: (check, what to say when it fails).
-_TYPES = {
-    ("", "name"): (lambda v: isinstance(v, str), "a string"),
-    ("", "description"): (lambda v: isinstance(v, str), "a string"),
-    ("", "element"): (lambda v: isinstance(v, str), 'a string such as "Q2" or "P1"'),
-    ("mesh", "n"): (_positive_int, "a positive integer"),
-    ("mesh", "nx"): (_positive_int, "a positive integer"),
-    ("mesh", "ny"): (_positive_int, "a positive integer"),
-    ("mesh", "cell"): (lambda v: v in ("quad", "tri"), '"quad" or "tri"'),
-    ("mesh", "diagonal"): (
-        lambda v: v in ("right", "left", "alternate"),
-        '"right", "left" or "alternate"',
-    ),
-    ("mesh", "file"): (lambda v: isinstance(v, str), "a path (string)"),
-    ("mesh", "x"): (_pair, "a pair of numbers [lo, hi]"),
-    ("mesh", "y"): (_pair, "a pair of numbers [lo, hi]"),
-    ("nurbs", "geometry"): (lambda v: isinstance(v, str), 'a string such as "quarter-annulus"'),
-    ("nurbs", "degree"): (lambda v: _is_int(v) and 1 <= v <= 10, "an integer from 1 to 10"),
-    ("nurbs", "degree_u"): (lambda v: _is_int(v) and 1 <= v <= 10, "an integer from 1 to 10"),
-    ("nurbs", "degree_v"): (lambda v: _is_int(v) and 1 <= v <= 10, "an integer from 1 to 10"),
-    ("nurbs", "radii"): (_pair, "a pair of numbers [r_inner, r_outer]"),
-    ("exact", "l2_error_max"): (lambda v: _is_number(v) and v > 0, "a positive number"),
-    ("solver", "method"): (
-        lambda v: v in ("direct", "cg", "amg", "energy"),
-        '"direct", "cg", "amg" or "energy"',
-    ),
-    ("solver", "optimizer"): (
-        lambda v: v in ("lbfgs", "torch-lbfgs", "adam"),
-        '"lbfgs", "torch-lbfgs" or "adam"',
-    ),
-    ("solver", "lr"): (lambda v: _is_number(v) and v > 0, "a positive number"),
-    ("solver", "rtol"): (lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)"),
-    ("solver", "maxiter"): (_positive_int, "a positive integer"),
-}
-
-
-def _check_types(data: dict) -> None:
-    """Raise :class:`DfemError` naming the first key whose value has the wrong type."""
-    for (section, key), (check, what) in _TYPES.items():
-        table = data if section == "" else data.get(section, {})
-        if key in table and not check(table[key]):
-            where = f"{section}.{key}" if section else key
-            raise DfemError(f"{where} must be {what}, got {table[key]!r}.")
-    boundary = data.get("boundary", {})
-    if not isinstance(boundary, dict) or not all(isinstance(v, dict) for v in boundary.values()):
-        raise DfemError("[boundary] must hold tables [boundary.TAG] with one condition each.")
-
-
-def _at_vertices(value, mesh):
+def at_vertices(value, mesh):
+    """A coefficient (number, callable of x or nodal tensor) at the mesh vertices."""
     x = mesh.nodes.detach()
     if callable(value) and not torch.is_tensor(value):
         return value(x)
     v = torch.as_tensor(value, dtype=x.dtype)
     return v.expand(mesh.n_nodes) if v.ndim == 0 else v[: mesh.n_nodes]
-
-
-def apply_overrides(data: dict, overrides) -> dict:
-    """Apply ``key.path=value`` overrides (values parsed as TOML, else kept as text)."""
-    import copy
-
-    data = copy.deepcopy(data)
-    for item in overrides:
-        if "=" not in item:
-            raise DfemError(f"--set takes key=value (e.g. mesh.n=128), got {item!r}.")
-        key, text = item.split("=", 1)
-        try:
-            value = tomllib.loads(f"v = {text}")["v"]
-        except tomllib.TOMLDecodeError:
-            value = text
-        *parents, leaf = key.strip().split(".")
-        table = data
-        for part in parents:
-            table = table.setdefault(part, {})
-            if not isinstance(table, dict):
-                raise DfemError(f"--set {key}: {part!r} is not a table in the case file.")
-        table[leaf] = value
-    return data

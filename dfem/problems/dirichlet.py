@@ -95,6 +95,22 @@ def _column(fn, i: int, d: int, tag):
     return column
 
 
+def fixed_by_tag(space, conditions: dict) -> dict:
+    """``{tag: dofs}``: the dofs each condition fixes, a dof shared by two tags going to the
+    tag listed later (the one whose value it takes)."""
+    d = space.n_components
+    owner = torch.full((space.n_dofs,), -1, dtype=torch.int64, device=space.device)
+    tags = list(conditions)
+    for k, (tag, value) in enumerate(conditions.items()):
+        if not hasattr(space, "scalar"):
+            owner[space.boundary_dofs(tag)] = k
+            continue
+        scalar_dofs = space.scalar.boundary_dofs(tag)
+        for i in _components(space, tag, value):
+            owner[scalar_dofs * d + i] = k
+    return {tag: torch.nonzero(owner == k).ravel() for k, tag in enumerate(tags)}
+
+
 def dirichlet_data(space, conditions: dict, scale=1.0) -> tuple[torch.Tensor, torch.Tensor]:
     """The Dirichlet dofs (sorted) and a full vector holding ``scale * u_D`` (zero elsewhere)."""
     full = torch.zeros(space.n_dofs, dtype=space.dtype, device=space.device)

@@ -1,5 +1,15 @@
 """The domain of a case file as a function space: a mesh with Lagrange elements, or a
-NURBS patch for isogeometric analysis (``element = "nurbs"``).
+NURBS patch for isogeometric analysis (``element = "nurbs"``); scalar for Poisson
+problems, with one component per dimension (``shape=(dim,)``) for elastic ones.
+
+Meshes are rectangles (``mesh.x``, ``mesh.y``), mesh files (``mesh.file``) or the image
+of the unit square under the bilinear map of four corners (``mesh.corners``):
+
+.. math:: x(s, t) = (1-s)(1-t)\\,c_0 + s(1-t)\\,c_1 + s t\\,c_2 + (1-s) t\\,c_3,
+
+a structured quadrilateral (or triangle) mesh of a convex quadrilateral with the tags
+``left`` (``c_0 c_3``), ``right`` (``c_1 c_2``), ``bottom`` (``c_0 c_1``) and ``top``
+(``c_3 c_2``).
 
 Refinement level ``k`` splits every cell into ``4^k`` (meshes: :func:`dfem.mesh.refine`;
 patches: knot insertion, ``2^k`` times the elements per direction), which is what
@@ -23,7 +33,8 @@ def is_nurbs(data: dict) -> bool:
 
 
 def build_mesh(data: dict, case_path: Path | None = None):
-    """The [mesh] table as a :class:`dfem.mesh.Mesh` (a rectangle or a mesh file)."""
+    """The [mesh] table as a :class:`dfem.mesh.Mesh` (a rectangle, a mapped quadrilateral
+    or a mesh file)."""
     from dfem.mesh.structured import rectangle
 
     spec = data.get("mesh", {})
@@ -35,7 +46,7 @@ def build_mesh(data: dict, case_path: Path | None = None):
             file = case_path.parent / file
         return read_mesh(file)
     nx = spec.get("nx", spec.get("n", 16))
-    return rectangle(
+    mesh = rectangle(
         nx,
         spec.get("ny", nx),
         spec.get("cell", "quad"),
@@ -43,10 +54,38 @@ def build_mesh(data: dict, case_path: Path | None = None):
         y=tuple(spec.get("y", (0.0, 1.0))),
         diagonal=spec.get("diagonal", "right"),
     )
+    if "corners" in spec:
+        mesh = mesh.with_nodes(bilinear_map(spec["corners"], mesh.nodes))
+    return mesh
 
 
-def build_space(data: dict, case_path: Path | None = None, level: int = 0):
-    """The case's function space, refined ``level`` times."""
+def bilinear_map(corners, st):
+    """The points ``x(s, t)`` (see the module docstring) of ``st`` (n, 2) in the unit square.
+
+    Raises :class:`DfemError` unless ``corners`` is a convex quadrilateral listed
+    counter-clockwise, the condition for the map to be one-to-one with a positive
+    Jacobian everywhere.
+    """
+    import torch
+
+    c = torch.as_tensor(corners, dtype=st.dtype, device=st.device)
+    edges = torch.roll(c, -1, dims=0) - c
+    turns = edges[:, 0] * torch.roll(edges, -1, dims=0)[:, 1] \
+        - edges[:, 1] * torch.roll(edges, -1, dims=0)[:, 0]
+    scale = float((edges**2).sum(1).max())
+    if not bool((turns > 1e-12 * scale).all()):
+        raise DfemError(
+            f"mesh.corners {corners!r} must be the corners of a convex quadrilateral, listed "
+            "counter-clockwise from the corner where the left and bottom sides meet (e.g. "
+            "[[0, 0], [48, 44], [48, 60], [0, 44]])."
+        )
+    s, t = st[:, :1], st[:, 1:]
+    return (1 - s) * (1 - t) * c[0] + s * (1 - t) * c[1] + s * t * c[2] + (1 - s) * t * c[3]
+
+
+def build_space(data: dict, case_path: Path | None = None, level: int = 0, vector=False):
+    """The case's function space, refined ``level`` times; with ``vector``, one component
+    per dimension (``shape=(dim,)``, dofs interleaved per node)."""
     if is_nurbs(data):
         from dfem.basis.nurbs.space import IsogeometricSpace
 
@@ -54,7 +93,8 @@ def build_space(data: dict, case_path: Path | None = None, level: int = 0):
         spec = data.get("mesh", {})
         nx = spec.get("nx", spec.get("n", 8))
         ny = spec.get("ny", nx)
-        return IsogeometricSpace(patch.subdivide(nx * 2**level, ny * 2**level))
+        return IsogeometricSpace(patch.subdivide(nx * 2**level, ny * 2**level),
+                                 shape=(2,) if vector else ())
     if "nurbs" in data:
         raise DfemError('a [nurbs] table needs element = "nurbs" (isogeometric analysis).')
     from dfem.basis.space import FunctionSpace
@@ -64,7 +104,8 @@ def build_space(data: dict, case_path: Path | None = None, level: int = 0):
     if level:
         mesh = refine(mesh, level)
     default = "Q1" if mesh.cell_type == "quad" else "P1"
-    return FunctionSpace(mesh, data.get("element", default))
+    shape = (mesh.nodes.shape[1],) if vector else ()
+    return FunctionSpace(mesh, data.get("element", default), shape=shape)
 
 
 def build_patch(data: dict):
@@ -73,7 +114,7 @@ def build_patch(data: dict):
     from dfem.basis.nurbs.patch import GEOMETRIES, NURBSPatch
 
     spec = data.get("nurbs", {})
-    unused = {"cell", "file", "diagonal"} & set(data.get("mesh", {}))
+    unused = {"cell", "file", "diagonal", "corners"} & set(data.get("mesh", {}))
     if unused:
         raise DfemError(
             f"mesh.{sorted(unused)[0]} does not apply to element = \"nurbs\": the patch is the "

@@ -193,6 +193,9 @@ class _Elasticity(EnergyProblem):
     def reaction(self, u, tag):
         return stresses.reaction(self, u, tag)
 
+    def reactions(self, u):
+        return stresses.reactions(self, u)
+
     def compliance(self, u):
         return stresses.compliance(self, u)
 
@@ -200,6 +203,7 @@ class _Elasticity(EnergyProblem):
     stress.__doc__ = stresses.stress.__doc__
     von_mises.__doc__ = stresses.von_mises.__doc__
     reaction.__doc__ = stresses.reaction.__doc__
+    reactions.__doc__ = stresses.reactions.__doc__
     compliance.__doc__ = stresses.compliance.__doc__
 
 

@@ -12,10 +12,11 @@ At the cell quadrature points (``per_cell=True``: the area-weighted mean per cel
         + 3(\\sigma_{12}^2 + \\sigma_{23}^2 + \\sigma_{13}^2)},
 
 where in 2D ``sigma_33`` is ``lambda tr eps`` (linear, plane strain), 0 (plane stress)
-or ``lambda ln J / J`` (Neo-Hookean, plane strain). The reaction on a tag is the sum
-of the residual ``R(u) = f_int - f_ext`` over the tag's dofs per component: the force
-the support exerts on the body. The compliance is the work of the loads,
-``F . u = int b . u + int_Gamma t . u``.
+or ``lambda ln J / J`` (Neo-Hookean, plane strain). The reaction of a support is the sum
+of the residual ``R(u) = f_int - f_ext`` over the dofs its Dirichlet condition fixes, per
+component (a dof where two supports meet belongs to the one listed later, whose value it
+takes), so the reactions of all supports and the loads are in balance. The compliance
+is the work of the loads, ``F . u = int b . u + int_Gamma t . u``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import torch
 
 from dfem.assembly.density import PointSet
 from dfem.errors import DfemError
+from dfem.problems.dirichlet import fixed_by_tag
 
 
 def _gradients(problem, u):
@@ -93,13 +95,28 @@ def von_mises(problem, u, per_cell: bool = False):
     return _mean(torch.sqrt(squares.clamp_min(0)), g, per_cell)
 
 
-def reaction(problem, u, tag) -> torch.Tensor:
-    """The force (d,) that the support on ``tag`` exerts on the body: ``sum R(u)`` over the
-    tag's dofs, per component."""
+def reactions(problem, u) -> dict:
+    """``{tag: force (d,)}`` for every Dirichlet tag: the force that support exerts on the
+    body, ``sum R(u)`` per component over the dofs its condition fixes."""
     space = problem.space
     R = problem.residual(u)
+    d = space.n_components
+    out = {}
+    for tag, dofs in fixed_by_tag(space, problem.dirichlet).items():
+        force = R.new_zeros(d).index_add(0, dofs % d, R[dofs])
+        out[tag] = force
+    return out
+
+
+def reaction(problem, u, tag) -> torch.Tensor:
+    """The force (d,) on the body at ``tag``: its support's reaction (see :func:`reactions`),
+    or for a tag without a Dirichlet condition the sum of ``R(u)`` over its dofs (zero up to
+    the solver's tolerance where no support holds the body)."""
+    if tag in problem.dirichlet:
+        return reactions(problem, u)[tag]
+    space = problem.space
     dofs = space.scalar.boundary_dofs(tag)
-    return space.components(R)[dofs].sum(0)
+    return space.components(problem.residual(u))[dofs].sum(0)
 
 
 def compliance(problem, u) -> torch.Tensor:

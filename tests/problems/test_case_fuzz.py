@@ -82,6 +82,12 @@ def _build(case: Case):
         exact = case.exact()
         problem = case.problem()
         points = problem.space.mesh.nodes.detach()
+        if hasattr(problem.space, "scalar"):
+            # an elastic case: its energy evaluates every coefficient at the quadrature points
+            problem.energy(torch.zeros(problem.space.n_dofs, dtype=points.dtype))
+            problem.dirichlet_data()
+            _evaluate(exact, points)
+            return problem
         if isinstance(problem, NonlinearPoisson):  # nu(u, x) and s(u, x)
             u = torch.zeros(len(points), dtype=points.dtype)
             for value in (problem.nonlinear_nu, problem.reaction):

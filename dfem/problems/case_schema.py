@@ -1,0 +1,270 @@
+"""The schema of case files: the keys each section takes and the type of each value.
+
+Which keys ``[problem]``, ``[boundary.TAG]``, ``[exact]`` and ``[solver]`` take depends on
+``problem.type``: ``"poisson"`` (the default), ``"linear-elasticity"`` or ``"neo-hookean"``.
+:func:`check_case` rejects, with a :class:`DfemError` naming the key and what it must be,
+unknown keys, keys of another problem type and values of the wrong type. The full schema
+is documented in ``docs/cases.md``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import tomllib
+
+from dfem.errors import DfemError
+from dfem.problems.domain import NURBS_KEYS
+
+PROBLEM_TYPES = ("poisson", "linear-elasticity", "neo-hookean")
+ELASTIC_TYPES = ("linear-elasticity", "neo-hookean")
+#: Component keys of a displacement, ``ux``, ``uy`` (and ``uz`` in 3D).
+COMPONENTS = ("ux", "uy", "uz")
+
+_PROBLEM_KEYS = {
+    "poisson": {"type", "nu", "c", "f", "nonlinear", "reaction"},
+    "linear-elasticity": {"type", "E", "poisson_ratio", "plane", "body_force"},
+    "neo-hookean": {"type", "E", "poisson_ratio", "plane", "body_force"},
+}
+POISSON_CONDITIONS = ("dirichlet", "neumann", "robin")
+ELASTIC_CONDITIONS = ("displacement", *COMPONENTS[:2], "traction")
+
+_KNOWN = {
+    "": {"name", "description", "mesh", "element", "nurbs", "problem", "boundary", "exact",
+         "solver", "output"},
+    "mesh": {"n", "nx", "ny", "cell", "x", "y", "file", "diagonal", "corners"},
+    "nurbs": NURBS_KEYS,
+    "exact": {"u", "l2_error_max"},
+    "solver": {"method", "rtol", "maxiter", "optimizer", "lr", "load_steps", "max_iter"},
+    "output": {"probes"},
+}
+
+
+def problem_type(data: dict) -> str:
+    """``problem.type`` of a case table, checked (``"poisson"`` when absent)."""
+    spec = data.get("problem", {})
+    kind = spec.get("type", "poisson") if isinstance(spec, dict) else "poisson"
+    if kind not in PROBLEM_TYPES:
+        raise DfemError(
+            f"problem.type must be one of {', '.join(repr(t) for t in PROBLEM_TYPES)}, "
+            f"got {kind!r}."
+        )
+    return kind
+
+
+def is_elastic(data: dict) -> bool:
+    return problem_type(data) in ELASTIC_TYPES
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and abs(v) < 1e300
+
+
+def _positive_int(v) -> bool:
+    return _is_int(v) and 0 < v < 2**31
+
+
+def _pair(v) -> bool:
+    return isinstance(v, list) and len(v) == 2 and all(map(_is_number, v))
+
+
+def _points(v) -> bool:
+    return isinstance(v, list) and len(v) > 0 and all(
+        isinstance(p, list) and len(p) in (2, 3) and all(map(_is_number, p)) for p in v
+    )
+
+
+def _corners(v) -> bool:
+    return isinstance(v, list) and len(v) == 4 and all(map(_pair, v))
+
+
+def _number_or_text(v) -> bool:
+    return (_is_number(v) and math.isfinite(v)) or isinstance(v, str)
+
+
+def _young(v) -> bool:
+    return isinstance(v, (str, dict)) or (_is_number(v) and v > 0)
+
+
+def _poisson_ratio(v) -> bool:
+    return isinstance(v, (str, dict)) or (_is_number(v) and -1 < v < 0.5)
+
+
+#: The type each scalar key must have: (check, what to say when it fails).
+_TYPES = {
+    ("", "name"): (lambda v: isinstance(v, str), "a string"),
+    ("", "description"): (lambda v: isinstance(v, str), "a string"),
+    ("", "element"): (lambda v: isinstance(v, str), 'a string such as "Q2" or "P1"'),
+    ("mesh", "n"): (_positive_int, "a positive integer"),
+    ("mesh", "nx"): (_positive_int, "a positive integer"),
+    ("mesh", "ny"): (_positive_int, "a positive integer"),
+    ("mesh", "cell"): (lambda v: v in ("quad", "tri"), '"quad" or "tri"'),
+    ("mesh", "diagonal"): (
+        lambda v: v in ("right", "left", "alternate"),
+        '"right", "left" or "alternate"',
+    ),
+    ("mesh", "file"): (lambda v: isinstance(v, str), "a path (string)"),
+    ("mesh", "x"): (_pair, "a pair of numbers [lo, hi]"),
+    ("mesh", "y"): (_pair, "a pair of numbers [lo, hi]"),
+    ("mesh", "corners"): (
+        _corners,
+        "four [x, y] pairs, counter-clockwise from the corner where left and bottom meet",
+    ),
+    ("nurbs", "geometry"): (lambda v: isinstance(v, str), 'a string such as "quarter-annulus"'),
+    ("nurbs", "degree"): (lambda v: _is_int(v) and 1 <= v <= 10, "an integer from 1 to 10"),
+    ("nurbs", "degree_u"): (lambda v: _is_int(v) and 1 <= v <= 10, "an integer from 1 to 10"),
+    ("nurbs", "degree_v"): (lambda v: _is_int(v) and 1 <= v <= 10, "an integer from 1 to 10"),
+    ("nurbs", "radii"): (_pair, "a pair of numbers [r_inner, r_outer]"),
+    ("problem", "plane"): (lambda v: v in ("strain", "stress"), '"strain" or "stress"'),
+    ("problem", "E"): (_young, "a positive number (Young's modulus) or an expression"),
+    ("problem", "poisson_ratio"): (
+        _poisson_ratio,
+        "a number in (-1, 0.5) or an expression (0.5 is incompressible, which a displacement "
+        "formulation cannot represent)",
+    ),
+    ("exact", "l2_error_max"): (lambda v: _is_number(v) and v > 0, "a positive number"),
+    ("solver", "method"): (
+        lambda v: v in ("direct", "cg", "amg", "energy"),
+        '"direct", "cg", "amg" or "energy"',
+    ),
+    ("solver", "optimizer"): (
+        lambda v: v in ("lbfgs", "torch-lbfgs", "adam"),
+        '"lbfgs", "torch-lbfgs" or "adam"',
+    ),
+    ("solver", "lr"): (lambda v: _is_number(v) and v > 0, "a positive number"),
+    ("solver", "rtol"): (lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)"),
+    ("solver", "maxiter"): (_positive_int, "a positive integer"),
+    ("solver", "load_steps"): (lambda v: _is_int(v) and 0 < v <= 10_000,
+                               "a positive integer (at most 10000)"),
+    ("solver", "max_iter"): (lambda v: _is_int(v) and 0 < v <= 10_000,
+                             "a positive integer (at most 10000)"),
+    ("output", "probes"): (
+        _points,
+        "a non-empty list of points [[x, y], ...] (a single point as [[x, y]])",
+    ),
+}
+
+
+def check_case(data: dict) -> None:
+    """Raise :class:`DfemError` on the first unknown key or value of the wrong type."""
+    for section in ("", "mesh", "nurbs", "problem", "exact", "solver", "output"):
+        table = data if section == "" else data.get(section, {})
+        if not isinstance(table, dict):
+            raise DfemError(f"[{section}] must be a table in the case file.")
+    kind = problem_type(data)
+    known = {**_KNOWN, "problem": _PROBLEM_KEYS[kind]}
+    for section, keys in known.items():
+        table = data if section == "" else data.get(section, {})
+        unknown = set(table) - keys
+        if unknown:
+            where = f"[{section}]" if section else "the top level"
+            extra = f' for problem.type = "{kind}"' if section == "problem" else ""
+            hint = _other_type_hint(section, unknown, kind)
+            raise DfemError(
+                f"unknown key(s) {', '.join(sorted(unknown))} in {where} of the case file; "
+                f"known keys{extra}: {', '.join(sorted(keys))}.{hint}"
+            )
+    for (section, key), (check, what) in _TYPES.items():
+        table = data if section == "" else data.get(section, {})
+        if key in table and not check(table[key]):
+            where = f"{section}.{key}" if section else key
+            raise DfemError(f"{where} must be {what}, got {table[key]!r}.")
+    mesh = data.get("mesh", {})
+    if "corners" in mesh and {"x", "y", "file"} & set(mesh):
+        clash = sorted({"x", "y", "file"} & set(mesh))[0]
+        raise DfemError(f"mesh.corners and mesh.{clash} both give the domain; keep one.")
+    boundary = data.get("boundary", {})
+    if not isinstance(boundary, dict) or not all(isinstance(v, dict) for v in boundary.values()):
+        raise DfemError("[boundary] must hold tables [boundary.TAG] with one condition each.")
+    for tag, conditions in boundary.items():
+        _check_conditions(tag, conditions, kind)
+
+
+def _other_type_hint(section: str, unknown: set, kind: str) -> str:
+    """A pointer to ``problem.type`` when the unknown keys belong to another problem type."""
+    if section != "problem":
+        return ""
+    for other, keys in _PROBLEM_KEYS.items():
+        if other != kind and unknown <= keys:
+            return f' These are keys of problem.type = "{other}".'
+    return ""
+
+
+def _check_conditions(tag: str, conditions: dict, kind: str) -> None:
+    """The keys of one [boundary.TAG] table for the problem type."""
+    elastic = kind in ELASTIC_TYPES
+    own, other = ((ELASTIC_CONDITIONS, POISSON_CONDITIONS) if elastic
+                  else (POISSON_CONDITIONS, ELASTIC_CONDITIONS))
+    misplaced = sorted(set(conditions) & set(other))
+    if misplaced:
+        if elastic:
+            raise DfemError(
+                f"boundary.{tag}.{misplaced[0]} is a condition of a Poisson problem; an "
+                f'elastic problem (problem.type = "{kind}") takes displacement = [ux, uy], '
+                f"single components ux = ... / uy = ... (rollers) and traction = [tx, ty]."
+            )
+        raise DfemError(
+            f"boundary.{tag}.{misplaced[0]} is a condition of an elastic problem; set "
+            f'problem.type = "linear-elasticity" or "neo-hookean" for it, or give this '
+            f"Poisson case one of dirichlet, neumann or robin."
+        )
+    if not elastic:
+        return  # the one-condition rule of Poisson tables is checked where they are built
+    unknown = sorted(set(conditions) - set(own))
+    if unknown:
+        raise DfemError(
+            f"unknown key(s) {', '.join(unknown)} in [boundary.{tag}]; an elastic problem "
+            f"takes {', '.join(own)}."
+        )
+    if not conditions:
+        raise DfemError(f"[boundary.{tag}] is empty; give displacement, ux, uy or traction.")
+    parts = [k for k in COMPONENTS if k in conditions]
+    if "displacement" in conditions and parts:
+        raise DfemError(
+            f"[boundary.{tag}] gives displacement and {parts[0]}; displacement fixes every "
+            f"component, so keep one of them."
+        )
+    if "displacement" in conditions and "traction" in conditions:
+        raise DfemError(
+            f"[boundary.{tag}] gives displacement and traction; a traction on a side whose "
+            f"displacement is fixed does no work. Keep one (or fix single components with "
+            f"ux/uy beside the traction)."
+        )
+    for key, value in conditions.items():
+        label = f"boundary.{tag}.{key}"
+        if key in COMPONENTS:
+            if not _number_or_text(value):
+                raise DfemError(f"{label} must be a number or an expression, got {value!r}.")
+        elif key == "displacement" and _number_or_text(value) and not isinstance(value, str):
+            continue  # one number for every component: displacement = 0 clamps
+        elif not (isinstance(value, list) and all(map(_number_or_text, value))):
+            what = "[ux, uy]" if key == "displacement" else "[tx, ty]"
+            raise DfemError(
+                f"{label} must be a list {what} of numbers or expressions, got {value!r}."
+            )
+
+
+def apply_overrides(data: dict, overrides) -> dict:
+    """Apply ``key.path=value`` overrides (values parsed as TOML, else kept as text)."""
+    data = copy.deepcopy(data)
+    for item in overrides:
+        if "=" not in item:
+            raise DfemError(f"--set takes key=value (e.g. mesh.n=128), got {item!r}.")
+        key, text = item.split("=", 1)
+        try:
+            value = tomllib.loads(f"v = {text}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = text
+        *parents, leaf = key.strip().split(".")
+        table = data
+        for part in parents:
+            table = table.setdefault(part, {})
+            if not isinstance(table, dict):
+                raise DfemError(f"--set {key}: {part!r} is not a table in the case file.")
+        table[leaf] = value
+    return data
