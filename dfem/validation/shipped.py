@@ -56,13 +56,14 @@ def validate(folder: Path, quick: bool = False) -> list[dict]:
 
 
 def format_table(rows: list[dict]) -> str:
-    lines = [f"{'case':<22} {'element':<8} {'L2 rate':>13} {'H1 rate':>13} "
+    width = max([22, *(len(r["case"]) + 1 for r in rows)])  # the longest case name sets it
+    lines = [f"{'case':<{width}} {'element':<8} {'L2 rate':>13} {'H1 rate':>13} "
              f"{'L2 error':>10} {'max':>8}  result"]
     for r in rows:
         err = "-" if r["l2_error"] is None else f"{r['l2_error']:.2e}"
         top = "-" if r["l2_error_max"] is None else f"{r['l2_error_max']:.0e}"
         lines.append(
-            f"{r['case']:<22} {r['element']:<8} {r['l2_rate']:>6.2f} ({r['l2_rate_expected']})"
+            f"{r['case']:<{width}} {r['element']:<8} {r['l2_rate']:>6.2f} ({r['l2_rate_expected']})"
             f"{'':>2} {r['h1_rate']:>6.2f} ({r['h1_rate_expected']}){'':>2} {err:>10} "
             f"{top:>8}  {'ok' if r['ok'] else 'FAIL'}"
         )
