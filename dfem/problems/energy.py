@@ -42,7 +42,8 @@ from dfem.assembly.forms import _add_at, matvec
 from dfem.basis.vector import interleave
 from dfem.errors import ConvergenceError, DfemError
 from dfem.problems.dirichlet import dirichlet_data
-from dfem.solvers.implicit import implicit_solution
+from dfem.solvers.amg import space_near_nullspace
+from dfem.solvers.implicit import implicit_solution, reaches_a_leaf
 from dfem.solvers.linear import factorize
 
 _KERNELS: dict = {}
@@ -213,7 +214,9 @@ class EnergyProblem:
         if linear is not None:
             values, F = linear
             return matvec(self.space.pattern, values, u) - F
-        return self._generic_residual(u, create_graph=torch.is_grad_enabled())
+        R = self._generic_residual(u, create_graph=torch.is_grad_enabled())
+        # a graph that reaches only the stand-in point leaves carries no gradient anyone asked for
+        return R if u.requires_grad or reaches_a_leaf(R) else R.detach()
 
     def _generic_residual(self, u, create_graph):
         d = self.space.n_components
@@ -303,7 +306,7 @@ class EnergyProblem:
 
     # ------------------------------------------------------------------ solve
     def solve(self, method: str = "direct", u0: torch.Tensor | None = None,
-              load_steps: int = 1, rtol: float = 1e-10, atol: float = 1e-13,
+              load_steps: int = 1, rtol: float | None = None, atol: float | None = None,
               max_iter: int = 50, min_load_step: float = 1e-3, **options) -> torch.Tensor:
         """The minimiser ``u`` (n_dofs,), differentiable by one adjoint solve.
 
@@ -316,12 +319,21 @@ class EnergyProblem:
         load_steps : int
             Newton only: apply the loads (``loads`` params, Dirichlet values, boundary
             terms with ``load=True``) in this many equal increments; a failed increment
-            is halved (down to ``min_load_step``) and tried again.
-        rtol, atol, max_iter
-            Newton's stopping rule (relative / absolute residual, iterations).
+            is halved (down to ``min_load_step``) and tried again, and the increment grows
+            back after each success. Each increment starts from the extrapolation of the
+            last two converged states.
+        rtol, atol
+            The stopping rule: for Newton, on the residual (default 1e-10 relative to the
+            first residual, 1e-13 absolute); for a quadratic problem, that of the iterative
+            linear solver ("cg", "amg"; default 1e-10 and 0), as ``Poisson.solve`` takes it.
+        max_iter
+            Newton's iterations per load increment.
         **options
-            Passed to the linear solver (``rtol``, ``maxiter``, ``hierarchy`` for
-            "cg"/"amg" go under ``solver_rtol`` etc.: see :func:`dfem.solvers.factorize`).
+            Passed to the linear solver (``maxiter``, ``hierarchy``; under Newton the linear
+            solver's tolerances are ``solver_rtol``/``solver_atol``): see
+            :func:`dfem.solvers.factorize`.
+            On a vector space "amg" defaults to smoothed aggregation with the rigid-body
+            modes as near-nullspace (``near_nullspace=None`` for plain SA).
 
         Notes
         -----
@@ -331,7 +343,12 @@ class EnergyProblem:
         """
         solver_options = {k.removeprefix("solver_"): v for k, v in options.items()}
         if self.quadratic:
+            given = {"rtol": rtol, "atol": atol}
+            solver_options = {**{k: v for k, v in given.items() if v is not None},
+                              **solver_options}
             return self._solve_linear(method, solver_options)
+        rtol = 1e-10 if rtol is None else rtol
+        atol = 1e-13 if atol is None else atol
         return self._solve_newton(method, u0, load_steps, rtol, atol, max_iter,
                                   min_load_step, solver_options)
 
@@ -366,9 +383,20 @@ class EnergyProblem:
     def _factor_and_solve(self, restricted, values, b, method, solver_options):
         if restricted.n == 0:
             return None, b
+        options = self._vector_amg_options(method, solver_options, restricted.free_dofs)
         factor = factorize(restricted.pattern, values[restricted.ff], method,
-                           symmetric=self.symmetric, **solver_options)
+                           symmetric=self.symmetric, **options)
         return factor, factor.solve(b)
+
+    def _vector_amg_options(self, method, solver_options, free):
+        """AMG on a vector space: smoothed aggregation on node blocks with the rigid-body
+        modes of the free dofs as near-nullspace (the default constant candidate lets the
+        iteration count double with each refinement), unless the caller chose a
+        ``near_nullspace`` or ``hierarchy="rs"``. Scalar spaces are left as they are."""
+        if method != "amg" or self._scalar or "near_nullspace" in solver_options \
+                or solver_options.get("hierarchy") == "rs":
+            return solver_options
+        return {**solver_options, "near_nullspace": space_near_nullspace(self.space, free)}
 
     def _attach(self, u_fixed, free, x, residual, factor):
         """u with the free values ``x``, differentiable by the implicit function theorem."""
@@ -385,15 +413,23 @@ class EnergyProblem:
         if isinstance(load_steps, bool) or not isinstance(load_steps, int) or load_steps < 1:
             raise DfemError(f"load_steps must be a positive integer, got {load_steps!r}.")
         t0 = time.perf_counter()
-        u = None if u0 is None else u0.detach()
-        done, increment, reached, infos = 0.0, 1.0 / load_steps, [], []
+        fixed, _ = self.dirichlet_data()
+        free = self.restricted_pattern(fixed).free_dofs  # the load factor keeps the dof set
+        solver_options = self._vector_amg_options(method, solver_options, free)
+        # converged (load factor, state) pairs; with no load the solution is zero
+        history = [] if u0 is not None else [(0.0, torch.zeros(
+            self.space.n_dofs, dtype=self.space.dtype, device=self.space.device))]
+        base = increment = 1.0 / load_steps
+        done, reached, infos = 0.0, [], []
         try:
             while done < 1.0:
                 target = min(1.0, done + increment)
                 self.load_factor = target
+                guess = _extrapolate(history, target) if history else u0.detach()
                 try:
-                    u_new, info = newton(self, u0=u, rtol=rtol, atol=atol, max_iter=max_iter,
-                                         method=method, **solver_options)
+                    u_new, info = newton(self, u0=guess, rtol=rtol, atol=atol,
+                                         max_iter=max_iter, method=method,
+                                         linear_options=solver_options)
                 except ConvergenceError as exc:
                     increment /= 2
                     if increment < min_load_step:
@@ -403,11 +439,14 @@ class EnergyProblem:
                             f"{exc}"
                         ) from exc
                     continue
-                u, done = u_new, target
+                done = target
+                history = [*history[-1:], (target, u_new)]
                 reached.append(target)
                 infos.append(info)
+                increment = min(base, 1.5 * increment)
         finally:
             self.load_factor = 1.0
+        u = history[-1][1]
         fixed, u_fixed = self.dirichlet_data()
         restricted = self.restricted_pattern(fixed)
         free = restricted.free_dofs
@@ -425,6 +464,15 @@ class EnergyProblem:
                                load_factors=reached, dofs=self.space.n_dofs,
                                free_dofs=restricted.n)
         return out
+
+
+def _extrapolate(history, target: float) -> torch.Tensor:
+    """The initial guess at load factor ``target``: linear extrapolation of the last two
+    converged states (the last one alone if there is one)."""
+    if len(history) == 1:
+        return history[0][1]
+    (l0, u0), (l1, u1) = history[-2:]
+    return u1 + (target - l1) / (l1 - l0) * (u1 - u0)
 
 
 def _snapshot(factor):

@@ -20,8 +20,8 @@ Backends
     device (GPU included). Symmetric positive definite matrices only.
 ``"amg"``
     Conjugate gradients preconditioned by an algebraic multigrid V-cycle (pyamg,
-    CPU; classical Ruge-Stueben by default, ``hierarchy="sa"`` for smoothed
-    aggregation); the hierarchy is reused for the adjoint.
+    CPU), with rigid-body near-nullspace modes for vector problems: see
+    :mod:`dfem.solvers.amg`.
 """
 
 from __future__ import annotations
@@ -164,70 +164,6 @@ class _CGFactor(_Factor):
         )
 
 
-class _AMGFactor(_Factor):
-    """CG preconditioned by a pyamg V-cycle (CPU): classical Ruge-Stueben ("rs", the
-    fastest on the Poisson matrices measured) or smoothed aggregation ("sa")."""
-
-    def __init__(self, pattern, values, rtol, atol, maxiter, hierarchy="rs"):
-        try:
-            import pyamg
-        except ImportError as exc:  # pragma: no cover - depends on the environment
-            raise DfemError(
-                "method='amg' needs pyamg: pip install pyamg (or dfem[amg]); "
-                "method='cg' needs nothing."
-            ) from exc
-        t0 = time.perf_counter()
-        self.A = pattern.to_scipy(values)
-        # one forward sweep before and one backward sweep after: a symmetric cycle (as CG
-        # needs) at half the cost of symmetric sweeps on both sides
-        smoothing = dict(
-            presmoother=("gauss_seidel", {"sweep": "forward"}),
-            postsmoother=("gauss_seidel", {"sweep": "backward"}),
-        )
-        if hierarchy == "rs":
-            self.ml = pyamg.ruge_stuben_solver(self.A, max_coarse=500, **smoothing)
-        elif hierarchy == "sa":
-            self.ml = pyamg.smoothed_aggregation_solver(
-                self.A, symmetry="symmetric", max_coarse=500, **smoothing
-            )
-        else:
-            raise DfemError(f"hierarchy must be 'rs' or 'sa', got {hierarchy!r}.")
-        self.M = self.ml.aspreconditioner(cycle="V")
-        self.rtol, self.atol, self.maxiter = rtol, atol, maxiter or 2000
-        self.info = SolveInfo("amg", setup_s=time.perf_counter() - t0)
-
-    def solve(self, b, transpose=False):
-        t0 = time.perf_counter()
-        bn = b.detach().cpu().numpy()
-        columns = bn.reshape(-1, bn.shape[-1])
-        out = np.empty_like(columns)
-        for k, col in enumerate(columns):
-            count = [0]
-
-            def tick(_, count=count):
-                count[0] += 1
-
-            x, status = spla.cg(
-                self.A,
-                col,
-                rtol=self.rtol,
-                atol=self.atol,
-                maxiter=self.maxiter,
-                M=self.M,
-                callback=tick,
-            )
-            if status != 0:
-                res = np.linalg.norm(col - self.A @ x) / max(np.linalg.norm(col), 1e-300)
-                raise ConvergenceError(
-                    f"AMG-CG did not reach rtol={self.rtol:g} in {self.maxiter} iterations "
-                    f"(relative residual {res:.3e}); use method='direct'."
-                )
-            self.info.iterations += count[0]
-            out[k] = x
-        self.info.solve_s += time.perf_counter() - t0
-        return torch.as_tensor(out.reshape(bn.shape), dtype=b.dtype, device=b.device)
-
-
 def factorize(
     pattern: SparsityPattern,
     values: torch.Tensor,
@@ -240,7 +176,16 @@ def factorize(
 ) -> _Factor:
     """Prepare ``method`` for the matrix with CSR ``values`` in ``pattern``.
 
-    ``rtol``/``atol``/``maxiter`` apply to "cg" and "amg"; ``hierarchy="rs"|"sa"`` to "amg".
+    ``rtol``/``atol``/``maxiter`` apply to "cg" and "amg". Options of "amg":
+
+    - ``hierarchy``: ``"rs"`` (classical Ruge-Stueben, the default without a
+      near-nullspace) or ``"sa"`` (smoothed aggregation, the default with one);
+    - ``near_nullspace``: a :class:`~dfem.solvers.amg.NearNullspace` (e.g.
+      :func:`~dfem.solvers.amg.rigid_body_modes` of the rows' dofs) or an (n, k) array of
+      modes; smoothed aggregation then aggregates whole nodes and interpolates the modes
+      exactly. :meth:`dfem.EnergyProblem.solve` passes
+      the rigid-body modes of a vector space's free dofs by itself;
+    - ``max_coarse``: the size below which the coarsest level is solved directly (500).
     """
     if method == "direct":
         return _DirectFactor(pattern, values, symmetric)
@@ -257,7 +202,9 @@ def factorize(
     if method == "cg":
         return _CGFactor(pattern, values, rtol, atol, maxiter)
     if method == "amg":
-        return _AMGFactor(pattern, values, rtol, atol, maxiter, **amg_options)
+        from dfem.solvers.amg import AMGFactor
+
+        return AMGFactor(pattern, values, rtol, atol, maxiter, **amg_options)
     raise DfemError(f"unknown solver method {method!r}; use one of {', '.join(METHODS)}.")
 
 
@@ -307,7 +254,8 @@ def sparse_solve(
         Filled with the :class:`SolveInfo` of the forward solve under ``"solve"``.
     **options
         ``rtol`` (default 1e-10), ``atol``, ``maxiter`` for the iterative methods;
-        ``hierarchy`` ("rs" or "sa") for "amg".
+        ``hierarchy`` ("rs" or "sa"), ``near_nullspace`` and ``max_coarse`` for "amg"
+        (see :func:`factorize`).
     """
     if values.shape != (pattern.nnz,):
         raise DfemError(f"values must have shape ({pattern.nnz},), got {tuple(values.shape)}.")

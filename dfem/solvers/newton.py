@@ -47,6 +47,7 @@ def newton(
     atol: float = 1e-13,
     max_iter: int = 50,
     method: str = "direct",
+    linear_options: dict | None = None,
     **solver_options,
 ):
     """Solve ``problem.residual_and_tangent(u) = 0`` by damped Newton.
@@ -60,6 +61,11 @@ def newton(
         (e.g. :class:`dfem.EnergyProblem`).
     u0 : tensor, optional
         Initial guess (its Dirichlet dofs are overwritten); default zero.
+    rtol, atol, max_iter
+        Newton's stopping rule.
+    method, linear_options, **solver_options
+        The linear solver of each step (:func:`dfem.solvers.linear.factorize`);
+        ``linear_options`` may hold its own ``rtol``/``atol``.
 
     Returns
     -------
@@ -75,6 +81,7 @@ def newton(
         keeps the energy and residual finite.
     """
     t0 = time.perf_counter()
+    solver_options = {**(linear_options or {}), **solver_options}
     fixed, u_fixed = problem.dirichlet_data()
     restricted = problem.restricted_pattern(fixed)
     free = restricted.free_dofs
