@@ -17,9 +17,10 @@ def test_cook_membrane_quick_run(tmp_path, load_benchmark):
     result = json.loads(out.read_text())
     rows = result["rows"]
     assert {r["element"] for r in rows} >= {"Q1", "Q2"}
-    for row in rows:  # the same mesh and element give scikit-fem's displacement
-        if "skfem" in row:
-            assert row["max_abs_diff_vs_skfem"] < 1e-8
+    compared = [row for row in rows if "skfem" in row]
+    assert {r["element"] for r in compared} >= {"Q1", "Q2"}
+    for row in compared:  # the same mesh and element give scikit-fem's displacement (~20)
+        assert row["max_abs_diff_vs_skfem"] < 1e-8
     assert result["reference"]["literature"]["point"] == [48.0, 52.0]
 
 
