@@ -205,8 +205,9 @@ class PointEvaluation:
 
     Parameters
     ----------
-    space : FunctionSpace
-        A Lagrange space (P1-P3, Q1-Q3).
+    space : FunctionSpace or VectorSpace
+        A Lagrange space (P1-P3, Q1-Q3), scalar or vector-valued: a vector field's values
+        come back as (..., n_points, d).
     points : (n, 2) tensor or array-like
         Points inside the mesh's domain, located once with :func:`locate_points`.
     tol : float
@@ -225,6 +226,7 @@ class PointEvaluation:
     """
 
     def __init__(self, space, points, tol: float = 1e-10):
+        self.n_components = getattr(space, "n_components", 1) if hasattr(space, "scalar") else 1
         if not isinstance(getattr(space, "element", None), LagrangeElement):
             raise DfemError(
                 f"point evaluation needs a Lagrange FunctionSpace (P1-P3, Q1-Q3), got "
@@ -232,7 +234,7 @@ class PointEvaluation:
             )
         self.space = space
         self.cells, self.xi = locate_points(space.mesh, points, tol)
-        self.dofs = space.cell_dofs[self.cells]
+        self.dofs = getattr(space, "scalar", space).cell_dofs[self.cells]
         table = space.element.values(self.xi.cpu().numpy())
         self.values = torch.as_tensor(table, dtype=space.dtype, device=space.device)
 
@@ -260,10 +262,16 @@ class PointEvaluation:
             )
         if not u.is_floating_point():
             u = u.to(self.values.dtype)
+        d = self.n_components
+        if d > 1:  # interleaved components: scalar dof s, component i at s * d + i
+            u = u.unflatten(-1, (-1, d)).movedim(-1, -2)  # (..., d, n_scalar_dofs)
+            values = (u[..., self.dofs] * self.values.to(u.dtype)).sum(dim=-1)
+            return values.movedim(-2, -1)  # (..., n_points, d)
         return (u[..., self.dofs] * self.values.to(u.dtype)).sum(dim=-1)
 
     def matrix(self) -> torch.Tensor:
-        """The sparse CSR matrix ``P`` (n_points, n_dofs) with ``P @ u == self(u)``."""
+        """The sparse CSR matrix ``P`` (n_points, n_dofs) with ``P @ u == self(u)`` (of the
+        scalar space, for a vector space: apply it to each component)."""
         n, n_basis = self.dofs.shape
         cols, order = torch.sort(self.dofs, dim=1)  # CSR: sorted columns in each row
         crow = torch.arange(0, n * n_basis + 1, n_basis, device=self.dofs.device)
@@ -271,7 +279,8 @@ class PointEvaluation:
             warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
             return torch.sparse_csr_tensor(
                 crow, cols.reshape(-1), torch.gather(self.values, 1, order).reshape(-1),
-                size=(n, self.space.n_dofs), check_invariants=False,
+                size=(n, getattr(self.space, "scalar", self.space).n_dofs),
+                check_invariants=False,
             )
 
 

@@ -86,3 +86,15 @@ def test_bad_shapes_and_components_are_named():
         V.component_dofs("z")
     with pytest.raises(DfemError, match="2 values per point"):
         V.interpolate(lambda x: torch.ones(*x.shape[:-1], 3))
+
+
+def test_point_evaluation_of_a_vector_field():
+    mesh = dfem.mesh.rectangle(4, 4, "tri")
+    V = dfem.FunctionSpace(mesh, "P2", shape=(2,))
+    quadratic = lambda x: torch.stack([x[..., 0] * x[..., 1], 1 - x[..., 1] ** 2], -1)  # noqa: E731
+    u = V.interpolate(quadratic)
+    points = torch.tensor([[0.31, 0.72], [0.9, 0.05], [0.5, 0.5]], dtype=torch.float64)
+    probe = dfem.basis.PointEvaluation(V, points)
+    torch.testing.assert_close(probe(u), quadratic(points), rtol=0, atol=1e-13)
+    batch = torch.stack([u, 2 * u])
+    torch.testing.assert_close(probe(batch)[1], 2 * quadratic(points), rtol=0, atol=1e-13)
