@@ -99,13 +99,17 @@ class PointSet:
         or tuple of ``d`` scalar coefficients; a callable of x returning (..., d); or a
         tensor whose last axis holds the d components of any scalar form (a constant
         (d,), nodal (n_nodes, d), per cell (n_cells, d), at the points (n, n_q, d)).
-        Returns a tensor broadcastable to (n, n_q) or (n, n_q, d).
+        Nested lists are matrices (``[[s_xx, s_xy], [s_yx, s_yy]]`` -> (n, n_q, d, d)).
+        Returns a tensor broadcastable to (n, n_q), (n, n_q, d) or (n, n_q, d, d).
         """
         if value is None:
             return None
         if isinstance(value, (list, tuple)):
-            parts = [self.coefficient(v, f"{name}[{i}]", n_dofs) for i, v in enumerate(value)]
-            return torch.stack(torch.broadcast_tensors(*parts), dim=-1)
+            rows = all(isinstance(v, (list, tuple)) for v in value)
+            parts = [self.field(v, f"{name}[{i}]", n_dofs, n_components) if rows else
+                     self.coefficient(v, f"{name}[{i}]", n_dofs) for i, v in enumerate(value)]
+            # rows of a matrix stack along the second-last axis, entries along the last
+            return torch.stack(torch.broadcast_tensors(*parts), dim=-2 if rows else -1)
         try:
             return self.coefficient(value, name, n_dofs)
         except DfemError:

@@ -28,7 +28,7 @@ _PROBLEM_KEYS = {
     "neo-hookean": {"type", "E", "poisson_ratio", "plane", "body_force"},
 }
 POISSON_CONDITIONS = ("dirichlet", "neumann", "robin")
-ELASTIC_CONDITIONS = ("displacement", *COMPONENTS[:2], "traction")
+ELASTIC_CONDITIONS = ("displacement", *COMPONENTS[:2], "traction", "stress")
 
 _KNOWN = {
     "": {"name", "description", "mesh", "element", "nurbs", "problem", "boundary", "exact",
@@ -229,12 +229,15 @@ def _check_conditions(tag: str, conditions: dict, kind: str) -> None:
             f"[boundary.{tag}] gives displacement and {parts[0]}; displacement fixes every "
             f"component, so keep one of them."
         )
-    if "displacement" in conditions and "traction" in conditions:
+    loads = [k for k in ("traction", "stress") if k in conditions]
+    if "displacement" in conditions and loads:
         raise DfemError(
-            f"[boundary.{tag}] gives displacement and traction; a traction on a side whose "
+            f"[boundary.{tag}] gives displacement and {loads[0]}; a load on a side whose "
             f"displacement is fixed does no work. Keep one (or fix single components with "
-            f"ux/uy beside the traction)."
+            f"ux/uy beside the load)."
         )
+    if len(loads) == 2:
+        raise DfemError(f"[boundary.{tag}] gives traction and stress; give one of them.")
     for key, value in conditions.items():
         label = f"boundary.{tag}.{key}"
         if key in COMPONENTS:
@@ -242,6 +245,15 @@ def _check_conditions(tag: str, conditions: dict, kind: str) -> None:
                 raise DfemError(f"{label} must be a number or an expression, got {value!r}.")
         elif key == "displacement" and _number_or_text(value) and not isinstance(value, str):
             continue  # one number for every component: displacement = 0 clamps
+        elif key == "stress":
+            if not (isinstance(value, list) and value and all(
+                    isinstance(row, list) and len(row) == len(value)
+                    and all(map(_number_or_text, row)) for row in value)):
+                raise DfemError(
+                    f"{label} must be a square list of lists [[sxx, sxy], [syx, syy]] of "
+                    f"numbers or expressions (its traction sigma.n loads the side), got "
+                    f"{value!r}."
+                )
         elif not (isinstance(value, list) and all(map(_number_or_text, value))):
             what = "[ux, uy]" if key == "displacement" else "[tx, ty]"
             raise DfemError(

@@ -23,8 +23,8 @@ from pathlib import Path
 from dfem.errors import DfemError
 
 #: Keys of the [nurbs] table.
-NURBS_KEYS = {"geometry", "degree", "radii", "control_points", "weights", "knots_u", "knots_v",
-              "degree_u", "degree_v"}
+NURBS_KEYS = {"geometry", "degree", "radii", "radius", "length", "control_points", "weights",
+              "knots_u", "knots_v", "degree_u", "degree_v"}
 _EXPLICIT = ("control_points", "weights", "knots_u", "knots_v", "degree_u", "degree_v")
 
 
@@ -142,12 +142,18 @@ def build_patch(data: dict):
         name = spec.get("geometry", "square")
         if name not in GEOMETRIES:
             raise DfemError(f"nurbs.geometry must be one of {', '.join(GEOMETRIES)}, got {name!r}.")
+        keys = {"square": set(), "quarter-annulus": {"radii"},
+                "plate-with-hole": {"radius", "length"}}[name]
+        stray = sorted((set(spec) & {"radii", "radius", "length"}) - keys)
+        if stray:
+            owner = "quarter-annulus" if stray[0] == "radii" else "plate-with-hole"
+            raise DfemError(f'nurbs.{stray[0]} applies to geometry = "{owner}" only.')
         if name == "square":
-            if "radii" in spec:
-                raise DfemError('nurbs.radii applies to geometry = "quarter-annulus" only.')
             mesh = data.get("mesh", {})
             patch = GEOMETRIES[name](tuple(mesh.get("x", (0.0, 1.0))),
                                      tuple(mesh.get("y", (0.0, 1.0))))
+        elif name == "plate-with-hole":
+            patch = GEOMETRIES[name](spec.get("radius", 1.0), spec.get("length", 4.0))
         else:
             patch = GEOMETRIES[name](*spec.get("radii", (1.0, 2.0)))
     degree = spec.get("degree", max(2, patch.degree_u, patch.degree_v))

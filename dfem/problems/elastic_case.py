@@ -2,7 +2,8 @@
 
 Builds :class:`~dfem.LinearElasticity` / :class:`~dfem.NeoHookean` from ``[problem]`` (``E``,
 ``poisson_ratio``, ``plane``, ``body_force``) and the ``[boundary.TAG]`` tables
-(``displacement = [ux, uy]``, single components ``ux``/``uy``, ``traction = [tx, ty]``), and
+(``displacement = [ux, uy]``, single components ``ux``/``uy``, ``traction = [tx, ty]``,
+``stress = [[sxx, sxy], [syx, syy]]`` whose traction sigma.n loads the side), and
 gives the figures the report adds for them:
 
 .. math:: J(u) = \\int_\\Omega \\psi(\\nabla u) - b\\cdot u - \\int_{\\Gamma_t} t\\cdot u,
@@ -51,7 +52,7 @@ def elastic_problem(data: dict, space):
               if k in spec}
     if "body_force" in spec:
         kwargs["body_force"] = _vector(spec["body_force"], "problem.body_force", dim, "b")
-    dirichlet, traction = {}, {}
+    dirichlet, traction, stress = {}, {}, {}
     for tag, conditions in data.get("boundary", {}).items():
         label = f"boundary.{tag}"
         if "displacement" in conditions:
@@ -65,6 +66,13 @@ def elastic_problem(data: dict, space):
             dirichlet[tag] = {c: coefficient(v, f"{label}.{c}") for c, v in parts.items()}
         if "traction" in conditions:
             traction[tag] = _vector(conditions["traction"], f"{label}.traction", dim, "t")
+        if "stress" in conditions:
+            rows = conditions["stress"]
+            if len(rows) != dim:
+                raise DfemError(f"{label}.stress has {len(rows)} rows; this {dim}D problem "
+                                f"needs {dim} x {dim}.")
+            stress[tag] = [[coefficient(v, f"{label}.stress[{i}][{j}]")
+                            for j, v in enumerate(row)] for i, row in enumerate(rows)]
     if not dirichlet:
         raise DfemError(
             "an elastic case needs a displacement condition on some boundary tag (e.g. "
@@ -78,7 +86,7 @@ def elastic_problem(data: dict, space):
             'dfem is plane strain in 2D: drop problem.plane or set it to "strain".'
         )
     return cls(space, plane=spec.get("plane", "strain"), dirichlet=dirichlet,
-               traction=traction, **kwargs)
+               traction=traction, boundary_stress=stress, **kwargs)
 
 
 def exact_displacement(value, dim: int):

@@ -95,6 +95,20 @@ def traction_work(u, x, n, params):
     return -(params["t"] * u).sum(-1)
 
 
+def boundary_stress_work(u, x, n, params):
+    """``psi = -(sigma n) . u``: the traction of a given stress field ``sigma`` on the
+    boundary (e.g. an exact solution's), with the facets' outward normals ``n``."""
+    return -((params["sigma"] @ n[..., None])[..., 0] * u).sum(-1)
+
+
+def _boundary_traction(term, problem, pts):
+    """The traction ``t`` at the facet points of a traction or boundary-stress term."""
+    if term.density is traction_work:
+        return problem._evaluate(pts, term.params)["t"]
+    sigma = problem._evaluate(pts, term.params)["sigma"]
+    return (sigma @ pts.normals[..., None])[..., 0]
+
+
 def _linear_elastic_kernel(problem):
     """``K_e = int lambda (div) + mu (eps : eps)`` in closed form, and the load."""
     space = problem.space
@@ -118,10 +132,10 @@ def _linear_elastic_kernel(problem):
                           (b * w[..., None]).expand(*w.shape, d), g.values)
         F = _add_at(F, space.cell_dofs, Fe.reshape(Fe.shape[0], -1))
     for term in problem.boundary:
-        if term.density is not traction_work:
+        if term.density not in (traction_work, boundary_stress_work):
             return None
         pts = PointSet.of_facets(space, term.tag)
-        t = problem._evaluate(pts, term.params)["t"]
+        t = _boundary_traction(term, problem, pts)
         scale = problem.load_factor if term.load else 1.0
         tw = (t * pts.weights[..., None]).expand(*pts.weights.shape, d) * scale
         per_facet = "fqa" if pts.values.ndim == 3 else "qa"
@@ -139,7 +153,7 @@ class _Elasticity(EnergyProblem):
     density = None
 
     def __init__(self, space, E=1.0, poisson_ratio=0.3, plane="strain", body_force=None,
-                 dirichlet=None, traction=None, quadratic=None):
+                 dirichlet=None, traction=None, boundary_stress=None, quadratic=None):
         d = getattr(space, "n_components", 1)
         dim = space.mesh.nodes.shape[1]
         if not hasattr(space, "scalar") or d != dim:
@@ -171,6 +185,11 @@ class _Elasticity(EnergyProblem):
                               load=True)
             for tag, t in (traction or {}).items()
         }
+        for tag, sigma in (boundary_stress or {}).items():
+            if tag in boundary:
+                raise DfemError(f"{tag!r} has both a traction and a boundary stress; give one.")
+            sigma = _matrix(sigma, d, f"boundary stress on {tag!r}")
+            boundary[tag] = BoundaryTerm(tag, boundary_stress_work, {"sigma": sigma}, load=True)
         super().__init__(space, type(self).density, params=params, dirichlet=dirichlet,
                          boundary=boundary, loads=loads, quadratic=quadratic)
 
@@ -207,6 +226,14 @@ class _Elasticity(EnergyProblem):
     compliance.__doc__ = stresses.compliance.__doc__
 
 
+def _matrix(value, d: int, name: str):
+    if isinstance(value, (list, tuple)) and (
+        len(value) != d or any(not isinstance(r, (list, tuple)) or len(r) != d for r in value)
+    ):
+        raise DfemError(f"{name} must be a {d} x {d} list of lists [[s_xx, s_xy], ...].")
+    return value
+
+
 def _vector(value, d: int, name: str):
     if isinstance(value, (list, tuple)) and len(value) != d:
         raise DfemError(f"{name} has {len(value)} components; this problem has {d}.")
@@ -235,14 +262,18 @@ class LinearElasticity(_Elasticity):
         is a roller).
     traction : dict {tag: t}
         Force per length (area) on boundary tags, vector fields as ``body_force``.
+    boundary_stress : dict {tag: sigma}
+        A stress field whose traction ``sigma n`` (outward normal n) loads the tag:
+        ``[[s_xx, s_xy], [s_yx, s_yy]]`` of coefficients or a callable returning
+        (..., d, d); e.g. an exact solution's stress on a curved or kinked side.
     """
 
     density = staticmethod(linear_elastic)
 
     def __init__(self, space, E=1.0, poisson_ratio=0.3, plane="strain", body_force=None,
-                 dirichlet=None, traction=None):
+                 dirichlet=None, traction=None, boundary_stress=None):
         super().__init__(space, E, poisson_ratio, plane, body_force, dirichlet, traction,
-                         quadratic=True)
+                         boundary_stress, quadratic=True)
 
 
 class NeoHookean(_Elasticity):
@@ -255,8 +286,8 @@ class NeoHookean(_Elasticity):
     density = staticmethod(neo_hookean)
 
     def __init__(self, space, E=1.0, poisson_ratio=0.3, plane="strain", body_force=None,
-                 dirichlet=None, traction=None):
+                 dirichlet=None, traction=None, boundary_stress=None):
         if plane != "strain":
             raise DfemError("NeoHookean in 2D is plane strain; plane='stress' is not supported.")
         super().__init__(space, E, poisson_ratio, plane, body_force, dirichlet, traction,
-                         quadratic=False)
+                         boundary_stress, quadratic=False)

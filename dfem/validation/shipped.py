@@ -1,10 +1,11 @@
 """``dfem validate``: every shipped case with an exact solution, against its expected figures.
 
 For each case: a convergence study (the case's mesh, coarsened to 4 cells per side for
-rectangles and 16 for NURBS patches, refined ``levels`` times) whose fitted L2 and
-H1-seminorm rates must lie within ``RATE_TOLERANCE`` of p + 1 and p; and, unless ``quick``,
-a solve at the case's own resolution whose L2 error must not exceed ``[exact] l2_error_max``
-when the case gives one.
+rectangles and 16 for NURBS patches — the fewer side of ``nx``/``ny``, keeping their ratio —
+refined ``levels`` times) whose fitted L2 and H1-seminorm rates must lie within
+``RATE_TOLERANCE`` of p + 1 and p; and, unless ``quick``, a solve at the
+case's own resolution whose L2 error must not exceed ``[exact] l2_error_max`` when the case
+gives one.
 """
 
 from __future__ import annotations
@@ -20,8 +21,7 @@ RATE_TOLERANCE = 0.15
 def validate_case(path: Path, quick: bool = False) -> dict:
     """Rates (and, unless quick, the error at the case's resolution) of one case."""
     case = Case.load(path)
-    coarse = [] if "file" in case.data.get("mesh", {}) else [f"mesh.n={_coarse_n(case)}"]
-    study = Case.from_dict(case.data, path, coarse).convergence(2 if quick else 3)
+    study = Case.from_dict(case.data, path, _coarse(case)).convergence(2 if quick else 3)
     degree = int(study["degree"])
     row = {
         "case": path.name,
@@ -43,10 +43,19 @@ def validate_case(path: Path, quick: bool = False) -> dict:
     return row
 
 
-def _coarse_n(case: Case) -> int:
-    """Cells per side where a study starts: 4, or 16 for NURBS patches, whose errors on
-    coarser curved patches fall faster than h^(p+1) before they settle to it."""
-    return 16 if case.data.get("element") == "nurbs" else 4
+def _coarse(case: Case) -> list[str]:
+    """Overrides that coarsen the case's mesh to where a study starts: 4 cells per side, or
+    16 for NURBS patches, whose errors on coarser curved patches fall faster than h^(p+1)
+    before they settle to it. ``nx``/``ny`` keep their ratio; mesh files stay as they are."""
+    mesh = case.data.get("mesh", {})
+    if "file" in mesh:
+        return []
+    n = 16 if case.data.get("element") == "nurbs" else 4
+    if "nx" in mesh or "ny" in mesh:
+        nx, ny = mesh.get("nx", mesh.get("n", n)), mesh.get("ny", mesh.get("n", n))
+        scale = n / min(nx, ny)
+        return [f"mesh.nx={max(1, round(nx * scale))}", f"mesh.ny={max(1, round(ny * scale))}"]
+    return [f"mesh.n={n}"]
 
 
 def validate(folder: Path, quick: bool = False) -> list[dict]:

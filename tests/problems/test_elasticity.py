@@ -348,3 +348,21 @@ def test_vector_loads_in_every_coefficient_form_give_the_same_solution():
     for body_force, traction in forms:
         torch.testing.assert_close(solve(body_force, traction), reference, rtol=1e-12,
                                    atol=1e-14)
+
+
+def test_a_boundary_stress_loads_a_side_with_its_traction_sigma_n():
+    """On the right side (n = (1, 0)) sigma = [[a, b], [c, d]] pulls with t = (a, c)."""
+    space = dfem.FunctionSpace(dfem.mesh.rectangle(4, 3, "quad"), "Q2", shape=(2,))
+    common = dict(E=2.0, poisson_ratio=0.3, dirichlet={"left": 0.0})
+    a = lambda x: 1.0 + x[..., 1]  # noqa: E731
+    by_traction = dfem.LinearElasticity(space, traction={"right": [a, -0.5]}, **common)
+    by_stress = dfem.LinearElasticity(space, boundary_stress={"right": [[a, 7.0], [-0.5, 3.0]]},
+                                      **common)
+    u = by_traction.solve()
+    torch.testing.assert_close(by_stress.solve(), u, rtol=1e-12, atol=1e-14)
+    # the generic density path agrees with the closed-form kernel
+    by_stress.use_kernel = False
+    torch.testing.assert_close(by_stress.solve(), u, rtol=1e-11, atol=1e-14)
+    assert float(by_stress.compliance(u)) == pytest.approx(float(by_traction.compliance(u)))
+    with pytest.raises(DfemError, match="2 x 2 list of lists"):
+        dfem.LinearElasticity(space, boundary_stress={"right": [[1.0, 0.0]]}, **common)

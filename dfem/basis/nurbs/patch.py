@@ -256,4 +256,5 @@ def plate_with_hole(radius: float = 1.0, length: float = 4.0, dtype=torch.float6
     return NURBSPatch(cp, w, ku, kv, 2, 2)
 
 #: Named geometries for case files: ``[nurbs] geometry = "quarter-annulus"``.
-GEOMETRIES = {"square": unit_square, "quarter-annulus": quarter_annulus}
+GEOMETRIES = {"square": unit_square, "quarter-annulus": quarter_annulus,
+              "plate-with-hole": plate_with_hole}
