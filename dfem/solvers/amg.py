@@ -300,16 +300,24 @@ class AMGFactor(_Factor):
             def tick(_, count=count):
                 count[0] += 1
 
-            x, status = spla.cg(
-                self.A,
-                col,
-                rtol=self.rtol,
-                atol=self.atol,
-                maxiter=self.maxiter,
-                M=self.M,
-                callback=tick,
-            )
-            if status != 0:
+            try:
+                x, status = spla.cg(
+                    self.A,
+                    col,
+                    rtol=self.rtol,
+                    atol=self.atol,
+                    maxiter=self.maxiter,
+                    M=self.M,
+                    callback=tick,
+                )
+            except (ValueError, np.linalg.LinAlgError, ArithmeticError) as exc:
+                # e.g. a Ruge-Stueben hierarchy of an elasticity matrix: NaNs on a coarse level
+                raise ConvergenceError(
+                    f"AMG-CG broke down ({exc}); the hierarchy does not suit this matrix. "
+                    "Use the default hierarchy (smoothed aggregation, with the rigid-body "
+                    "modes on a vector space) or method='direct'."
+                ) from exc
+            if status != 0 or not np.isfinite(x).all():
                 res = np.linalg.norm(col - self.A @ x) / max(np.linalg.norm(col), 1e-300)
                 raise ConvergenceError(
                     f"AMG-CG did not reach rtol={self.rtol:g} in {self.maxiter} iterations "
