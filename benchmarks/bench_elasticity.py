@@ -78,20 +78,18 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing dfem
     sys.path.insert(0, str(ROOT))
 
 import dfem  # noqa: E402
-from benchmarks.bench_poisson import (  # noqa: E402
-    _peak_rss_gb,
-    _skfem_mesh,
-    _total_memory_bytes,
-    default_dtype,
-    per_cell_nu,
-    rel_max_diff,
-)
 from benchmarks.harness import (  # noqa: E402
     THREAD_VARS,
     best_of,
+    default_dtype,
     gc_paused,
     load_average,
     machine_info,
+    peak_rss_gb,
+    per_cell_nu,
+    rel_max_diff,
+    skfem_quad_mesh,
+    total_memory_bytes,
     write_json,
 )
 
@@ -127,7 +125,7 @@ DFEM_METHODS = {  # dfem's solve(method, **options); "amg_rs" is solve("amg", hi
 def _machine() -> dict:
     import scipy
 
-    total = _total_memory_bytes()
+    total = total_memory_bytes()
     return machine_info(
         {"skfem": "scikit-fem", "torchfem": "torch-fem", "pyamg": "pyamg"},
         scipy=scipy.__version__,
@@ -233,7 +231,7 @@ def bench_assembly(n: int, element: str, repeats: int) -> dict:
     space, problem = cold[:2]
     del cold  # the matrices of a timing are dropped before the next (Q2 at 512: GBs)
     t_dfem_warm, K_dfem, _ = timed(repeats, lambda: problem.tangent(format="scipy"))
-    t_sk_cold, cold, runs_sk = timed(repeats, skfem_cold, setup=lambda: _skfem_mesh(new_mesh()))
+    t_sk_cold, cold, runs_sk = timed(repeats, skfem_cold, setup=lambda: skfem_quad_mesh(new_mesh()))
     basis = cold[0]
     del cold
     t_sk_warm, K_sk, runs_sk_warm = timed(repeats, lambda: asm(form, basis))
@@ -576,7 +574,7 @@ def run(sizes, repeats: int, out: Path, verbose: bool = True, warmup: bool = Tru
     }
     if warmup:
         warm_up()
-    total = _total_memory_bytes()
+    total = total_memory_bytes()
     limit = MEMORY_LIMIT_BYTES if total is None else min(MEMORY_LIMIT_BYTES, int(0.8 * total))
     previous = None
     for n in sizes:
@@ -597,7 +595,7 @@ def run(sizes, repeats: int, out: Path, verbose: bool = True, warmup: bool = Tru
             # other processes on the machine skew timings: keep the 1-minute load
             entry["load_average_before_after"] = [load_before, load_average()]
             entry["benchmark_wall_s"] = time.perf_counter() - t0
-            entry["peak_rss_gb_so_far"] = _peak_rss_gb()
+            entry["peak_rss_gb_so_far"] = peak_rss_gb()
         results["sizes"][str(n)] = entry
         write_json(out, results)
         if verbose:

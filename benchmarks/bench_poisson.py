@@ -52,7 +52,6 @@ sizes it finished.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gc
 import math
 import os
@@ -60,7 +59,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,9 +69,15 @@ import dfem  # noqa: E402
 from benchmarks.harness import (  # noqa: E402
     THREAD_VARS,
     best_of,
+    default_dtype,
     gc_paused,
     load_average,
     machine_info,
+    peak_rss_gb,
+    per_cell_nu,
+    rel_max_diff,
+    skfem_quad_mesh,
+    total_memory_bytes,
     write_json,
 )
 from dfem.assembly import assemble_matrix, assemble_vector  # noqa: E402
@@ -93,36 +97,10 @@ TORCHFEM_STOL = 1e-10  # torch-fem's default tolerance of its iterative solvers
 # ---------------------------------------------------------------------- helpers
 
 
-def _peak_rss_gb() -> float | None:
-    try:
-        import resource
-    except ImportError:  # not on POSIX
-        return None
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)  # kB on Linux
-
-
-@contextlib.contextmanager
-def default_dtype(dtype: torch.dtype):
-    """torch-fem allocates with the default dtype; run it in float64 like dfem."""
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(old)
-
-
-def _total_memory_bytes() -> int | None:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
 def _machine() -> dict:
     import scipy
 
-    total = _total_memory_bytes()
+    total = total_memory_bytes()
     return machine_info(
         {"skfem": "scikit-fem", "torchfem": "torch-fem", "pyamg": "pyamg"},
         scipy=scipy.__version__,
@@ -131,32 +109,11 @@ def _machine() -> dict:
     )
 
 
-def rel_max_diff(a, b) -> float:
-    a = np.asarray(a, dtype=np.float64).ravel()
-    b = np.asarray(b, dtype=np.float64).ravel()
-    scale = max(np.abs(a).max(initial=0.0), np.abs(b).max(initial=0.0), 1e-300)
-    return float(np.abs(a - b).max(initial=0.0) / scale)
-
-
-def per_cell_nu(mesh) -> torch.Tensor:
-    """``1 + 0.5 sin(2 pi x) sin(2 pi y)`` at the cell centroids, shape (n_cells,)."""
-    centroid = mesh.nodes[mesh.cells].mean(dim=1)
-    x, y = centroid[:, 0], centroid[:, 1]
-    return 1.0 + 0.5 * torch.sin(2 * math.pi * x) * torch.sin(2 * math.pi * y)
-
-
 def estimate_bytes(n: int) -> int:
     return BYTES_PER_CELL_ESTIMATE * n * n
 
 
 # ---------------------------------------------------------------------- assembly
-def _skfem_mesh(dmesh):
-    from skfem import MeshQuad
-
-    nodes = dmesh.nodes.detach().cpu().numpy()
-    return MeshQuad(np.ascontiguousarray(nodes.T), np.ascontiguousarray(dmesh.cells_np.T))
-
-
 def bench_assembly(n: int, repeats: int) -> dict:
     gc.collect()
     from skfem import Basis, ElementQuad1, asm
@@ -176,7 +133,7 @@ def bench_assembly(n: int, repeats: int) -> dict:
     t_dfem_warm, values = best_of(repeats, lambda: assemble_matrix(space, nu=1.0))
 
     t_sk_cold, (basis, A_sk) = best_of(
-        repeats, skfem_cold, setup=lambda: _skfem_mesh(dfem.mesh.rectangle(n, n, "quad"))
+        repeats, skfem_cold, setup=lambda: skfem_quad_mesh(dfem.mesh.rectangle(n, n, "quad"))
     )
     t_sk_warm, A_sk = best_of(repeats, lambda: asm(laplace, basis))
 
@@ -394,7 +351,7 @@ def run(sizes, repeats: int, out: Path, verbose: bool = True, warmup: bool = Tru
     }
     if warmup:
         warm_up()
-    total = _total_memory_bytes()
+    total = total_memory_bytes()
     for n in sizes:
         need = estimate_bytes(n)
         limit = MEMORY_LIMIT_BYTES if total is None else min(MEMORY_LIMIT_BYTES, int(0.8 * total))
@@ -415,7 +372,7 @@ def run(sizes, repeats: int, out: Path, verbose: bool = True, warmup: bool = Tru
             # other processes on the machine skew timings: keep the 1-minute load
             entry["load_average_before_after"] = [load_before, load_average()]
             entry["benchmark_wall_s"] = time.perf_counter() - t0
-            entry["peak_rss_gb_so_far"] = _peak_rss_gb()
+            entry["peak_rss_gb_so_far"] = peak_rss_gb()
         results["sizes"][str(n)] = entry
         if verbose:
             print_size(n, entry)

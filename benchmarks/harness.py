@@ -101,3 +101,51 @@ def write_json(path, data: dict) -> None:
     """``data`` as JSON at ``path`` (folder created), written atomically."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     write_json_atomic(path, data)
+
+
+# ------------------------------------------------------------ shared by the FEM benchmarks
+def peak_rss_gb() -> float | None:
+    """Peak resident memory of this process in GB (None off POSIX)."""
+    try:
+        import resource
+    except ImportError:  # not on POSIX
+        return None
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)  # kB on Linux
+
+
+@contextlib.contextmanager
+def default_dtype(dtype: torch.dtype):
+    """torch-fem allocates with the default dtype; run it in float64 like dfem."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(old)
+
+def total_memory_bytes() -> int | None:
+    """Physical memory of the machine in bytes (None where unknown)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+def rel_max_diff(a, b) -> float:
+    """``max |a - b| / max(|a|, |b|)``."""
+    a = np.asarray(a, dtype=np.float64).ravel()
+    b = np.asarray(b, dtype=np.float64).ravel()
+    scale = max(np.abs(a).max(initial=0.0), np.abs(b).max(initial=0.0), 1e-300)
+    return float(np.abs(a - b).max(initial=0.0) / scale)
+
+def per_cell_nu(mesh) -> torch.Tensor:
+    """``1 + 0.5 sin(2 pi x) sin(2 pi y)`` at the cell centroids, shape (n_cells,)."""
+    centroid = mesh.nodes[mesh.cells].mean(dim=1)
+    x, y = centroid[:, 0], centroid[:, 1]
+    return 1.0 + 0.5 * torch.sin(2 * math.pi * x) * torch.sin(2 * math.pi * y)
+
+def skfem_quad_mesh(dmesh):
+    """scikit-fem's MeshQuad with the nodes and cells of a dfem quad mesh."""
+    from skfem import MeshQuad
+
+    nodes = dmesh.nodes.detach().cpu().numpy()
+    return MeshQuad(np.ascontiguousarray(nodes.T), np.ascontiguousarray(dmesh.cells_np.T))
