@@ -386,7 +386,7 @@ class EnergyProblem:
         options = self._vector_amg_options(method, solver_options, restricted.free_dofs)
         factor = factorize(restricted.pattern, values[restricted.ff], method,
                            symmetric=self.symmetric, **options)
-        return factor, factor.solve(b)
+        return factor, factor.forward_solve(b)
 
     def _vector_amg_options(self, method, solver_options, free):
         """AMG on a vector space: smoothed aggregation on node blocks with the rigid-body

@@ -26,7 +26,7 @@ class _ImplicitSolution(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_u):
-        lam = ctx.factor.solve(grad_u.contiguous(), transpose=True)
+        lam = ctx.factor.adjoint_solve(grad_u.contiguous())
         return -lam, None, None
 
 

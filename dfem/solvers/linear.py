@@ -53,13 +53,40 @@ class SolveInfo:
 
 
 class _Factor(abc.ABC):
-    """A prepared solver for one matrix: ``solve(b, transpose=False)``."""
+    """A prepared solver for one matrix: ``solve(b, transpose=False)``.
+
+    ``adjoint_solve`` is the solve of a backward pass: for a symmetric matrix and the
+    right-hand side of the forward solve (a self-adjoint objective such as the compliance
+    ``F . u``, whose adjoint load is ``F``), it returns the forward solution instead of
+    solving again.
+    """
 
     info: SolveInfo
+    symmetric: bool = False
+    rtol: float = 0.0
+    _forward: tuple | None = None
 
     @abc.abstractmethod
     def solve(self, b: torch.Tensor, transpose: bool = False) -> torch.Tensor:
         """``A^{-1} b`` (or ``A^{-T} b``), for b of shape (n,) or (k, n)."""
+
+    def forward_solve(self, b: torch.Tensor) -> torch.Tensor:
+        """:meth:`solve`, remembering ``(b, x)`` for :meth:`adjoint_solve`."""
+        x = self.solve(b)
+        self._forward = (b.detach(), x.detach())
+        return x
+
+    def adjoint_solve(self, g: torch.Tensor) -> torch.Tensor:
+        """``A^{-T} g``; the remembered forward solution where ``g`` is its right-hand side
+        (exactly, for a direct solve; within a thousandth of the tolerance, for an iterative
+        one, so the reused solution meets the tolerance as a new solve would)."""
+        if self.symmetric and self._forward is not None:
+            b, x = self._forward
+            if b.shape == g.shape and b.dtype == g.dtype and b.device == g.device:
+                gap = float(torch.linalg.vector_norm(g - b))
+                if gap <= 1e-3 * self.rtol * float(torch.linalg.vector_norm(b)):
+                    return x.to(g.dtype)
+        return self.solve(g, transpose=True)
 
 
 class _DirectFactor(_Factor):
@@ -187,6 +214,13 @@ def factorize(
       the rigid-body modes of a vector space's free dofs by itself;
     - ``max_coarse``: the size below which the coarsest level is solved directly (500).
     """
+    factor = _prepare(pattern, values, method, symmetric, rtol, atol, maxiter, **amg_options)
+    factor.symmetric = bool(symmetric)
+    factor.rtol = 0.0 if method == "direct" else float(rtol)
+    return factor
+
+
+def _prepare(pattern, values, method, symmetric, rtol, atol, maxiter, **amg_options) -> _Factor:
     if method == "direct":
         return _DirectFactor(pattern, values, symmetric)
     if isinstance(rtol, bool) or not isinstance(rtol, (int, float)) or not 0 <= rtol < 1:
@@ -211,7 +245,7 @@ def factorize(
 class _SparseSolve(torch.autograd.Function):
     @staticmethod
     def forward(ctx, values, b, pattern, factor):
-        x = factor.solve(b)
+        x = factor.forward_solve(b)
         ctx.pattern, ctx.factor = pattern, factor
         ctx.save_for_backward(x)
         return x
@@ -220,7 +254,7 @@ class _SparseSolve(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_x):
         (x,) = ctx.saved_tensors
-        lam = ctx.factor.solve(grad_x.contiguous(), transpose=True)
+        lam = ctx.factor.adjoint_solve(grad_x.contiguous())
         grad_values = None
         if ctx.needs_input_grad[0]:
             p = ctx.pattern

@@ -366,3 +366,36 @@ def test_a_boundary_stress_loads_a_side_with_its_traction_sigma_n():
     assert float(by_stress.compliance(u)) == pytest.approx(float(by_traction.compliance(u)))
     with pytest.raises(DfemError, match="2 x 2 list of lists"):
         dfem.LinearElasticity(space, boundary_stress={"right": [[1.0, 0.0]]}, **common)
+
+
+def test_self_adjoint_compliance_reuses_the_forward_solution_in_the_backward_pass(monkeypatch):
+    """dC/du = F is the forward right-hand side when the supports are fixed at zero, so the
+    adjoint solve returns u itself: no second AMG-CG solve, the same gradient as direct."""
+    pytest.importorskip("pyamg")
+    from dfem.solvers.amg import AMGFactor
+
+    calls = []
+    solve = AMGFactor.solve
+    monkeypatch.setattr(AMGFactor, "solve",
+                        lambda self, b, transpose=False: calls.append(transpose)
+                        or solve(self, b, transpose))
+    space = dfem.FunctionSpace(dfem.mesh.rectangle(16, 4, "quad", x=(0.0, 4.0)), "Q1",
+                               shape=(2,))
+    grads = {}
+    for method in ("direct", "amg"):
+        E = torch.linspace(1.0, 2.0, space.mesh.n_cells, dtype=torch.float64)
+        E.requires_grad_(True)
+        problem = dfem.LinearElasticity(space, E=E, poisson_ratio=0.3, dirichlet={"left": 0.0},
+                                        traction={"right": [0.0, -1.0]})
+        u = problem.solve(method=method, rtol=1e-12)
+        F = problem._linear_system()[1].detach()
+        (F @ u).backward()  # the compliance with the assembled load: the same F bit for bit
+        grads[method] = E.grad
+    assert calls == [False]  # one forward AMG-CG solve, no adjoint one
+    torch.testing.assert_close(grads["amg"], grads["direct"], rtol=1e-8, atol=0)
+    # an objective that is not self-adjoint takes its adjoint solve
+    E = torch.ones(space.mesh.n_cells, dtype=torch.float64, requires_grad=True)
+    problem = dfem.LinearElasticity(space, E=E, poisson_ratio=0.3, dirichlet={"left": 0.0},
+                                    traction={"right": [0.0, -1.0]})
+    problem.solve(method="amg").square().sum().backward()
+    assert calls == [False, False, True]
