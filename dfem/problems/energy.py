@@ -27,8 +27,8 @@ forces the generic path).
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from dataclasses import dataclass, field
 
 import torch
 
@@ -40,54 +40,12 @@ from dfem.assembly.density import (
 )
 from dfem.assembly.forms import _add_at, matvec
 from dfem.basis.vector import interleave
-from dfem.errors import ConvergenceError, DfemError
+from dfem.errors import DfemError
 from dfem.problems.dirichlet import dirichlet_data
+from dfem.problems.energy_terms import _KERNELS, BoundaryTerm, boundary_terms, register_kernel
 from dfem.solvers.amg import space_near_nullspace
 from dfem.solvers.implicit import implicit_solution, reaches_a_leaf
 from dfem.solvers.linear import factorize
-
-_KERNELS: dict = {}
-
-
-def register_kernel(density, kernel) -> None:
-    """Use ``kernel(problem) -> (values, F) | None`` for problems with ``density``.
-
-    ``values`` are the CSR values of the (constant) tangent in ``problem.space.pattern``
-    and ``F`` the load, so that ``R(u) = K u - F``; both differentiable in the problem's
-    parameters. Returning None falls back to the generic path (e.g. for a boundary
-    term the kernel does not know).
-    """
-    _KERNELS[density] = kernel
-
-
-@dataclass
-class BoundaryTerm:
-    """``int_tag psi_b(u, x, n, params)``; ``load=True`` scales it with the load factor."""
-
-    tag: str
-    density: object
-    params: dict = field(default_factory=dict)
-    load: bool = False
-
-
-def boundary_terms(boundary) -> list[BoundaryTerm]:
-    """``{tag: density | (density, params) | BoundaryTerm | [...]}`` as a list of terms."""
-    terms = []
-    for tag, spec in (boundary or {}).items():
-        items = spec if isinstance(spec, list) else [spec]
-        for item in items:
-            if isinstance(item, BoundaryTerm):
-                terms.append(item)
-            elif isinstance(item, tuple) and len(item) == 2 and callable(item[0]):
-                terms.append(BoundaryTerm(tag, item[0], dict(item[1] or {})))
-            elif callable(item):
-                terms.append(BoundaryTerm(tag, item))
-            else:
-                raise DfemError(
-                    f"the boundary term on {tag!r} must be a density psi(u, x, n, params), a "
-                    f"pair (density, params) or a BoundaryTerm, got {item!r}."
-                )
-    return terms
 
 
 class EnergyProblem:
@@ -408,45 +366,15 @@ class EnergyProblem:
 
     def _solve_newton(self, method, u0, load_steps, rtol, atol, max_iter, min_load_step,
                       solver_options):
-        from dfem.solvers.newton import newton
+        from dfem.solvers.newton import load_stepping
 
-        if isinstance(load_steps, bool) or not isinstance(load_steps, int) or load_steps < 1:
-            raise DfemError(f"load_steps must be a positive integer, got {load_steps!r}.")
         t0 = time.perf_counter()
         fixed, _ = self.dirichlet_data()
         free = self.restricted_pattern(fixed).free_dofs  # the load factor keeps the dof set
         solver_options = self._vector_amg_options(method, solver_options, free)
-        # converged (load factor, state) pairs; with no load the solution is zero
-        history = [] if u0 is not None else [(0.0, torch.zeros(
-            self.space.n_dofs, dtype=self.space.dtype, device=self.space.device))]
-        base = increment = 1.0 / load_steps
-        done, reached, infos = 0.0, [], []
-        try:
-            while done < 1.0:
-                target = min(1.0, done + increment)
-                self.load_factor = target
-                guess = _extrapolate(history, target) if history else u0.detach()
-                try:
-                    u_new, info = newton(self, u0=guess, rtol=rtol, atol=atol,
-                                         max_iter=max_iter, method=method,
-                                         linear_options=solver_options)
-                except ConvergenceError as exc:
-                    increment /= 2
-                    if increment < min_load_step:
-                        raise ConvergenceError(
-                            f"the solve failed at load factor {target:.4g} (reached "
-                            f"{done:.4g}) even with load increments below {min_load_step:g}: "
-                            f"{exc}"
-                        ) from exc
-                    continue
-                done = target
-                history = [*history[-1:], (target, u_new)]
-                reached.append(target)
-                infos.append(info)
-                increment = min(base, 1.5 * increment)
-        finally:
-            self.load_factor = 1.0
-        u = history[-1][1]
+        u, infos, reached = load_stepping(
+            self, u0, load_steps, min_load_step, rtol=rtol, atol=atol, max_iter=max_iter,
+            method=method, linear_options=solver_options)
         fixed, u_fixed = self.dirichlet_data()
         restricted = self.restricted_pattern(fixed)
         free = restricted.free_dofs
@@ -458,29 +386,20 @@ class EnergyProblem:
         residual = lambda v: self._generic_residual(v, create_graph=True)  # noqa: E731
         out = self._attach(u_fixed, free, u[free], residual, factor) if factor is not None \
             else u_fixed.index_put((free,), u[free])
-        total = infos[-1]
-        total.iterations = sum(i.iterations for i in infos)
+        total = dataclasses.replace(infos[-1], iterations=sum(i.iterations for i in infos))
         self.last_solve = dict(solve_s=t1 - t0, newton=total, newton_per_step=infos,
                                load_factors=reached, dofs=self.space.n_dofs,
                                free_dofs=restricted.n)
         return out
 
 
-def _extrapolate(history, target: float) -> torch.Tensor:
-    """The initial guess at load factor ``target``: linear extrapolation of the last two
-    converged states (the last one alone if there is one)."""
-    if len(history) == 1:
-        return history[0][1]
-    (l0, u0), (l1, u1) = history[-2:]
-    return u1 + (target - l1) / (l1 - l0) * (u1 - u0)
-
-
 def _snapshot(factor):
-    import dataclasses
-
     from dfem.solvers.linear import SolveInfo
 
     if factor is None:
         return SolveInfo("none")
     # a snapshot: the adjoint solve in backward() adds to the live info object
     return dataclasses.replace(factor.info)
+
+
+__all__ = ["BoundaryTerm", "EnergyProblem", "boundary_terms", "register_kernel"]

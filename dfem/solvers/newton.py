@@ -8,6 +8,10 @@ R.delta``) when the problem has one and ``delta`` descends, otherwise on ``|R|``
 A trial at which the energy or the residual is not finite (a cell turned inside out,
 ``det F <= 0``) is always rejected. Stops when ``|R_free| <= max(rtol |R_free(u_0)|,
 atol)``.
+
+:func:`load_stepping` applies the loads of a problem in increments of its load factor,
+each solved by :func:`newton` from the extrapolation of the last two converged states; a
+failed increment is halved, and the increment grows back after each success.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from dfem.errors import ConvergenceError
+from dfem.errors import ConvergenceError, DfemError
 from dfem.solvers.linear import factorize
 
 _MIN_STEP = 2.0**-20
@@ -158,3 +162,70 @@ def _line_search(problem, u, free, delta, R_free, norm, use_energy):
         "finite along the Newton direction, e.g. det F <= 0 in some cell, or it does not "
         "decrease); apply the load in more steps."
     )
+
+
+def load_stepping(problem, u0, load_steps: int, min_load_step: float, **newton_options):
+    """Newton solves at load factors rising to 1, with cutback.
+
+    Parameters
+    ----------
+    problem
+        As for :func:`newton`, with a ``load_factor`` attribute that scales its loads
+        (reset to 1 on return).
+    u0 : tensor or None
+        The first increment's initial guess (default: extrapolated from the zero state of
+        the unloaded problem).
+    load_steps : int
+        The number of equal increments to start with.
+    min_load_step : float
+        The smallest increment tried before giving up.
+
+    Returns
+    -------
+    u : tensor
+        The converged state at load factor 1.
+    infos : list of NewtonInfo
+        One per converged increment.
+    reached : list of float
+        The load factors of the converged increments.
+    """
+    if isinstance(load_steps, bool) or not isinstance(load_steps, int) or load_steps < 1:
+        raise DfemError(f"load_steps must be a positive integer, got {load_steps!r}.")
+    space = problem.space
+    # converged (load factor, state) pairs; with no load the solution is zero
+    history = [] if u0 is not None else [
+        (0.0, torch.zeros(space.n_dofs, dtype=space.dtype, device=space.device))]
+    base = increment = 1.0 / load_steps
+    done, reached, infos = 0.0, [], []
+    try:
+        while done < 1.0:
+            target = min(1.0, done + increment)
+            problem.load_factor = target
+            guess = _extrapolate(history, target) if history else u0.detach()
+            try:
+                u_new, info = newton(problem, u0=guess, **newton_options)
+            except ConvergenceError as exc:
+                increment /= 2
+                if increment < min_load_step:
+                    raise ConvergenceError(
+                        f"the solve failed at load factor {target:.4g} (reached {done:.4g}) "
+                        f"even with load increments below {min_load_step:g}: {exc}"
+                    ) from exc
+                continue
+            done = target
+            history = [*history[-1:], (target, u_new)]
+            reached.append(target)
+            infos.append(info)
+            increment = min(base, 1.5 * increment)
+    finally:
+        problem.load_factor = 1.0
+    return history[-1][1], infos, reached
+
+
+def _extrapolate(history, target: float) -> torch.Tensor:
+    """The initial guess at load factor ``target``: linear extrapolation of the last two
+    converged states (the last one alone if there is one)."""
+    if len(history) == 1:
+        return history[0][1]
+    (l0, u0), (l1, u1) = history[-2:]
+    return u1 + (target - l1) / (l1 - l0) * (u1 - u0)
