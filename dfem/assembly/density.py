@@ -140,9 +140,10 @@ class PointSet:
 
 @dataclass
 class PointDerivatives:
-    """``P[n, q, i, alpha]`` (first derivatives, weighted) and optionally
-    ``H[n, q, i, alpha, j, beta]`` (second, weighted), with ``alpha`` over the value
-    (when the density depends on it) and the gradient components."""
+    """``P[n, q, i, alpha]`` (first derivatives of psi at each point) and optionally
+    ``H[n, q, i, alpha, j, beta]`` (second derivatives), with ``alpha`` over the value
+    (when the density depends on it) and the gradient components; the quadrature weights
+    are applied when they are contracted with the basis."""
 
     P: torch.Tensor
     H: torch.Tensor | None
