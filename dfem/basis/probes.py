@@ -207,7 +207,8 @@ class PointEvaluation:
     ----------
     space : FunctionSpace or VectorSpace
         A Lagrange space (P1-P3, Q1-Q3), scalar or vector-valued: a vector field's values
-        come back as (..., n_points, d).
+        come back as (..., n_points, d). An isogeometric space gives an
+        :class:`~dfem.basis.nurbs.points.IsogeometricPointEvaluation` (same call).
     points : (n, 2) tensor or array-like
         Points inside the mesh's domain, located once with :func:`locate_points`.
     tol : float
@@ -224,6 +225,16 @@ class PointEvaluation:
     values : (n, n_basis) tensor
         The element's shape functions at ``xi``.
     """
+
+    def __new__(cls, space=None, points=None, tol: float = 1e-10):
+        # an isogeometric space is evaluated by locating the points in parameter space
+        from dfem.basis.nurbs.space import IsogeometricSpace
+
+        if isinstance(getattr(space, "scalar", space), IsogeometricSpace):
+            from dfem.basis.nurbs.points import IsogeometricPointEvaluation
+
+            return IsogeometricPointEvaluation(space, points, tol)
+        return super().__new__(cls)
 
     def __init__(self, space, points, tol: float = 1e-10):
         self.n_components = getattr(space, "n_components", 1) if hasattr(space, "scalar") else 1

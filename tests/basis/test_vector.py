@@ -98,3 +98,28 @@ def test_point_evaluation_of_a_vector_field():
     torch.testing.assert_close(probe(u), quadratic(points), rtol=0, atol=1e-13)
     batch = torch.stack([u, 2 * u])
     torch.testing.assert_close(probe(batch)[1], 2 * quadratic(points), rtol=0, atol=1e-13)
+
+
+def test_point_evaluation_on_nurbs_patches_scalar_and_vector():
+    """Functions in the space (linear fields: the geometry is in it) come back exactly at
+    points on curved sides, at the kink of the plate with a hole and inside; a point outside
+    the patch is an error."""
+    from dfem.basis.nurbs.patch import plate_with_hole
+
+    annulus = IsogeometricSpace(quarter_annulus(1.0, 2.0).elevate(3, 3).subdivide(4))
+    linear = lambda x: 3 * x[..., 0] - 0.5 * x[..., 1] + 1  # noqa: E731
+    r = torch.tensor([1.0, 1.3, 1.77, 2.0], dtype=torch.float64)
+    t = torch.tensor([0.0, 0.4, 1.1, math.pi / 2], dtype=torch.float64)
+    points = torch.stack([r * torch.cos(t), r * torch.sin(t)], -1)
+    probe = dfem.basis.PointEvaluation(annulus, points)
+    torch.testing.assert_close(probe(annulus.interpolate(linear)), linear(points), rtol=0,
+                               atol=1e-12)
+    plate = IsogeometricSpace(plate_with_hole(1.0, 4.0).subdivide(4, 8), shape=(2,))
+    field = lambda x: torch.stack([x[..., 0], -2 * x[..., 1]], -1)  # noqa: E731
+    points = torch.tensor([[0.0, 1.0], [4.0, 4.0], [2.0, 3.0], [3.9, 0.2], [0.0, 4.0]],
+                          dtype=torch.float64)
+    probe = dfem.basis.PointEvaluation(plate, points)
+    torch.testing.assert_close(probe(plate.interpolate(field)), field(points), rtol=0,
+                               atol=1e-12)
+    with pytest.raises(DfemError, match="outside the NURBS patch"):
+        dfem.basis.PointEvaluation(plate, [[0.2, 0.2]])  # inside the hole
