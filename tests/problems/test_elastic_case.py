@@ -312,6 +312,19 @@ traction = [0.0, -1.0]
 """
 
 
+def _assert_bad_input(tmp_path, capsys, text: str, fragment: str) -> None:
+    """``dfem solve`` on the case ``text`` exits 2 with one error line matching
+    ``fragment``, no traceback and no output folder."""
+    case = tmp_path / "case.toml"
+    case.write_text(text)
+    out = tmp_path / "out"
+    assert main(["solve", str(case), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("dfem: error:") and "Traceback" not in err
+    assert re.search(fragment, err), err
+    assert not out.exists()
+
+
 @pytest.mark.parametrize(
     "problem,left,fragment",
     [
@@ -343,14 +356,7 @@ def test_bad_elastic_cases_exit_2_without_outputs(tmp_path, capsys, problem, lef
     text = ELASTIC.format(problem=problem, left=left)
     if "type = 'plastic'" in problem:
         text = text.replace('type = "linear-elasticity"\n', "")
-    case = tmp_path / "case.toml"
-    case.write_text(text)
-    out = tmp_path / "out"
-    assert main(["solve", str(case), "--out", str(out)]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("dfem: error:") and "Traceback" not in err
-    assert re.search(fragment, err), err
-    assert not out.exists()
+    _assert_bad_input(tmp_path, capsys, text, fragment)
 
 
 @pytest.mark.parametrize(
@@ -377,14 +383,7 @@ def test_bad_elastic_cases_exit_2_without_outputs(tmp_path, capsys, problem, lef
     ],
 )
 def test_bad_poisson_and_shared_keys_exit_2(tmp_path, capsys, text, fragment):
-    case = tmp_path / "case.toml"
-    case.write_text(text)
-    out = tmp_path / "out"
-    assert main(["solve", str(case), "--out", str(out)]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("dfem: error:") and "Traceback" not in err
-    assert re.search(fragment, err), err
-    assert not out.exists()
+    _assert_bad_input(tmp_path, capsys, text, fragment)
 
 
 @pytest.mark.parametrize(
