@@ -59,7 +59,6 @@ def test_page_quotes_the_json():
     assert not missing, missing
     assert shape["inverted_cells"] == 0 and shape["moved_boundary_nodes"] == 0
     assert field["log_nu_rel_l2_error"] < 0.10 and params["w_max_abs_error"] < 0.05
-    assert field["wall_s"] < 300 and params["wall_s"] < 300
     import tomllib
 
     case = tomllib.loads((ROOT / "cases" / "inverse_field.toml").read_text())
