@@ -206,7 +206,7 @@ class Case:
                     f"mesh is {dim}D, so give [x, y] pairs."
                 )
         try:
-            return PointEvaluation(getattr(space, "scalar", space), points)
+            return PointEvaluation(space, points)
         except DfemError as exc:
             raise DfemError(f"output.probes: {exc}") from exc
 
@@ -261,7 +261,7 @@ class Case:
 
             report.update(elastic_report(problem, u))
         if probes is not None:
-            report["probes"] = _probe_values(probes, self.data["output"]["probes"], space, u)
+            report["probes"] = _probe_values(probes, self.data["output"]["probes"], u)
         if out is not None:
             self.write_outputs(out, problem, u, report)
         return report
@@ -379,22 +379,13 @@ class Case:
             )
         keys = ("rtol", "maxiter", *energy_only, *newton_only)
         options = {k: solver[k] for k in keys if k in solver}
-        if self.elastic and not self.nonlinear and "rtol" in options:
-            # EnergyProblem.solve reads rtol as Newton's; the linear solver's goes by this name
-            options["solver_rtol"] = options.pop("rtol")
         return {"method": method, **options}
 
 
-def _probe_values(probes, points, space, u) -> list[dict]:
-    """``[{"point": [x, y], "u": value or [ux, uy]}, ...]`` at the probe points (each
-    component of a vector field evaluated by the scalar space's point evaluation)."""
-    u = u.detach()
+def _probe_values(probes, points, u) -> list[dict]:
+    """``[{"point": [x, y], "u": value or [ux, uy]}, ...]`` at the probe points."""
     with torch.no_grad():
-        if hasattr(space, "scalar"):
-            d = space.n_components
-            values = torch.stack([probes(u[i::d]) for i in range(d)], dim=-1)
-        else:
-            values = probes(u)
+        values = probes(u.detach())
     return [{"point": p, "u": v} for p, v in zip(points, values.tolist(), strict=True)]
 
 

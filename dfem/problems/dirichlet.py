@@ -95,41 +95,38 @@ def _column(fn, i: int, d: int, tag):
     return column
 
 
+def _condition_parts(space, conditions: dict):
+    """``(k, tag, dofs, (value_space, value, value_dofs, label))`` for every tag and
+    component a condition fixes, in the order given: ``scalar_values(value_space, tag,
+    value, value_dofs, label)`` are that part's Dirichlet values at ``dofs``."""
+    d = space.n_components
+    for k, (tag, value) in enumerate(conditions.items()):
+        if not hasattr(space, "scalar"):
+            dofs = space.boundary_dofs(tag)
+            yield k, tag, dofs, (space, value, dofs, f"for {tag!r}")
+            continue
+        scalar_dofs = space.scalar.boundary_dofs(tag)
+        for i, v in _components(space, tag, value).items():
+            yield k, tag, scalar_dofs * d + i, (space.scalar, v, scalar_dofs,
+                                                f"for {tag!r}, component {i}")
+
+
 def fixed_by_tag(space, conditions: dict) -> dict:
     """``{tag: dofs}``: the dofs each condition fixes, a dof shared by two tags going to the
     tag listed later (the one whose value it takes)."""
-    d = space.n_components
     owner = torch.full((space.n_dofs,), -1, dtype=torch.int64, device=space.device)
-    tags = list(conditions)
-    for k, (tag, value) in enumerate(conditions.items()):
-        if not hasattr(space, "scalar"):
-            owner[space.boundary_dofs(tag)] = k
-            continue
-        scalar_dofs = space.scalar.boundary_dofs(tag)
-        for i in _components(space, tag, value):
-            owner[scalar_dofs * d + i] = k
-    return {tag: torch.nonzero(owner == k).ravel() for k, tag in enumerate(tags)}
+    for k, _, dofs, _ in _condition_parts(space, conditions):
+        owner[dofs] = k
+    return {tag: torch.nonzero(owner == k).ravel() for k, tag in enumerate(conditions)}
 
 
 def dirichlet_data(space, conditions: dict, scale=1.0) -> tuple[torch.Tensor, torch.Tensor]:
     """The Dirichlet dofs (sorted) and a full vector holding ``scale * u_D`` (zero elsewhere)."""
     full = torch.zeros(space.n_dofs, dtype=space.dtype, device=space.device)
     mask = torch.zeros(space.n_dofs, dtype=torch.bool, device=space.device)
-    d = space.n_components
-    scalar = getattr(space, "scalar", space)
-    for tag, value in conditions.items():
-        if d == 1 and not hasattr(space, "scalar"):
-            dofs = space.boundary_dofs(tag)
-            values = scalar_values(space, tag, value, dofs, f"for {tag!r}")
-            pairs = [(dofs, values)]
-        else:
-            scalar_dofs = scalar.boundary_dofs(tag)
-            pairs = [
-                (scalar_dofs * d + i,
-                 scalar_values(scalar, tag, v, scalar_dofs, f"for {tag!r}, component {i}"))
-                for i, v in _components(space, tag, value).items()
-            ]
-        for dofs, values in pairs:
-            full = full.index_put((dofs,), values * scale if scale != 1.0 else values)
-            mask[dofs] = True
+    for _, tag, dofs, (value_space, value, value_dofs, label) in _condition_parts(
+            space, conditions):
+        v = scalar_values(value_space, tag, value, value_dofs, label)
+        full = full.index_put((dofs,), v * scale if scale != 1.0 else v)
+        mask[dofs] = True
     return torch.nonzero(mask).ravel(), full

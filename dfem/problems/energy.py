@@ -193,24 +193,29 @@ class EnergyProblem:
             u = torch.zeros(self.space.n_dofs, dtype=self.space.dtype, device=self.space.device)
         return self._generic_tangent(u.detach())
 
-    def _generic_tangent(self, u):
+    def _generic_tangent(self, u, with_residual: bool = False):
+        """The tangent's CSR values at ``u`` and, with ``with_residual``, the residual from
+        the same pass (the point Hessians come with the first derivatives)."""
         pattern = self.space.pattern
         d = self.space.n_components
         values = torch.zeros(pattern.nnz, dtype=self.space.dtype, device=self.space.device)
+        R = torch.zeros(self.space.n_dofs, dtype=self.space.dtype, device=self.space.device)
         for k, (pts, _, der, scale) in enumerate(self._derivatives(u, order=2)):
             Ke = element_tangents(pts, der.H, der.with_values)
             if scale != 1.0:
                 Ke = scale * Ke
+            dofs = interleave(pts.dofs, d)
+            if with_residual:
+                R = _add_at(R, dofs, scale * element_residuals(pts, der.P, der.with_values))
             if k == 0:
                 values = values.index_add(0, pattern.scatter, Ke.reshape(-1))
             else:
-                dofs = interleave(pts.dofs, d)
                 n_f = dofs.shape[1]
                 rows = dofs[:, :, None].expand(-1, -1, n_f)
                 cols = dofs[:, None, :].expand(-1, n_f, -1)
                 values = values.index_add(0, pattern.positions(rows, cols).reshape(-1),
                                           Ke.reshape(-1))
-        return values
+        return (values, R) if with_residual else values
 
     def tangent(self, u: torch.Tensor | None = None, format: str = "torch"):
         """The tangent matrix at ``u`` (default zero) as torch sparse COO, scipy CSR or the
@@ -230,9 +235,12 @@ class EnergyProblem:
         if linear is not None:
             values, F = (t.detach() for t in linear)
             return matvec(self.space.pattern, values, u) - F, values if tangent else None
+        if tangent:
+            values, R = self._generic_tangent(u.detach(), with_residual=True)
+            return R, values
         with torch.no_grad():
             R = self._generic_residual(u.detach(), create_graph=False)
-        return R.detach(), self._generic_tangent(u.detach()) if tangent else None
+        return R.detach(), None
 
     def _linear_system(self):
         """``(values, F)`` from a registered kernel, or None."""

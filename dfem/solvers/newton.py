@@ -6,7 +6,8 @@ with the Dirichlet dofs held at their values. The step length ``t`` comes from a
 backtracking line search: on the energy (Armijo, ``J(u + t delta) <= J(u) + 1e-4 t
 R.delta``) when the problem has one and ``delta`` descends, otherwise on ``|R|``.
 A trial at which the energy or the residual is not finite (a cell turned inside out,
-``det F <= 0``) is always rejected. Stops when ``|R_free| <= max(rtol |R_free(u_0)|,
+``det F <= 0``) is always rejected; where the energy's change is within its round-off,
+the residual decides. Stops when ``|R_free| <= max(rtol |R_free(u_0)|,
 atol)``.
 
 :func:`load_stepping` applies the loads of a problem in increments of its load factor,
@@ -115,7 +116,8 @@ def newton(
                 **solver_options,
             )
             delta = factor.solve(-R[free])
-            u, R_new, step = _line_search(problem, u, free, delta, R[free], norm, use_energy)
+            u, step = _line_search(problem, u, free, delta, R[free], use_energy,
+                                   info.residuals[0])
             R, values = problem.residual_and_tangent(u)
             norm = float(torch.linalg.vector_norm(R[free]))
             info.iterations += 1
@@ -133,11 +135,18 @@ def newton(
     return u, info
 
 
-def _line_search(problem, u, free, delta, R_free, norm, use_energy):
-    """Backtracking from the full Newton step; returns (u_new, R_new, step)."""
+def _line_search(problem, u, free, delta, R_free, use_energy, first_norm):
+    """Backtracking from the full Newton step; returns (u_new, step)."""
     slope = float(R_free @ delta)
     on_energy = use_energy and slope < 0
     E0 = float(problem.energy(u)) if on_energy else None
+
+    def residual_norm(v):
+        # one evaluation path for u and every trial, so that round-off cannot rank them
+        R, _ = problem.residual_and_tangent(v, tangent=False)
+        return float(torch.linalg.vector_norm(R[free]))
+
+    norm = None
     step = 1.0
     while step >= _MIN_STEP:
         trial = u.index_put((free,), u[free] + step * delta)
@@ -145,17 +154,22 @@ def _line_search(problem, u, free, delta, R_free, norm, use_energy):
             E = float(problem.energy(trial))
             if _finite(E):
                 if E <= E0 + 1e-4 * step * slope:
-                    return trial, None, step
-                # below round-off of J the energy cannot rank the steps: use |R|
-                if E - E0 <= 1e-12 * max(abs(E0), 1e-300):
-                    R_trial, _ = problem.residual_and_tangent(trial, tangent=False)
-                    if float(torch.linalg.vector_norm(R_trial[free])) < norm:
-                        return trial, R_trial, step
+                    return trial, step
+                # Within round-off of J (a small difference of large terms, e.g. an elastic
+                # energy near the reference state) the energy cannot rank the steps: there
+                # the full step is taken when |R| falls, and near the solution (|R| below
+                # 1e-3 of its first value) when it falls by 100, as Newton's steps do.
+                norm = residual_norm(u) if norm is None else norm
+                near = norm <= 1e-3 * first_norm
+                if E - E0 <= 1e-12 * abs(E0) or (near and step == 1.0):
+                    trial_norm = residual_norm(trial)
+                    if trial_norm < (1e-2 * norm if E - E0 > 1e-12 * abs(E0) else norm):
+                        return trial, step
         else:
-            R_trial, _ = problem.residual_and_tangent(trial, tangent=False)
-            trial_norm = float(torch.linalg.vector_norm(R_trial[free]))
+            norm = residual_norm(u) if norm is None else norm
+            trial_norm = residual_norm(trial)
             if _finite(trial_norm) and (trial_norm < norm or step < 1e-4):
-                return trial, R_trial, step
+                return trial, step
         step *= 0.5
     raise ConvergenceError(
         "Newton's line search found no acceptable step (the energy or residual is not "
