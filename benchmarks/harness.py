@@ -123,6 +123,7 @@ def default_dtype(dtype: torch.dtype):
     finally:
         torch.set_default_dtype(old)
 
+
 def total_memory_bytes() -> int | None:
     """Physical memory of the machine in bytes (None where unknown)."""
     try:
