@@ -1,7 +1,7 @@
 """The Galerkin energy of the reaction-diffusion problem, its gradient and its matrix.
 
 For ``-div(nu grad u) + c u = f`` in the domain, ``nu du/dn = g`` on Neumann
-edges and ``nu du/dn + alpha u = g_R`` on Robin edges, the energy is
+facets and ``nu du/dn + alpha u = g_R`` on Robin facets, the energy is
 
 .. math::
     J(u) = \\frac12 \\int \\nu |\\nabla u|^2 + \\frac12 \\int c\\, u^2 - \\int f u
@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from dfem.assembly.coefficients import evaluate, require_positive
-from dfem.basis.mapping import against_basis, at_points, basis_products
+from dfem.basis.mapping import against_basis, at_points, basis_products, metric_pairs
 from dfem.errors import DfemError
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ def cell_coefficient(space: FunctionSpace, value, name: str, geometry=None):
 
 
 def facet_coefficient(space: FunctionSpace, value, name: str, facets: FacetGeometry):
-    """``value`` at the quadrature points of boundary edges."""
+    """``value`` at the quadrature points of boundary facets."""
     return evaluate(
         value,
         name=name,
@@ -131,23 +131,26 @@ def matvec(pattern, values: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
 def element_matrices(space: FunctionSpace, nu=1.0, c=None) -> torch.Tensor:
     """Cell matrices ``K_e`` (..., n_cells, n_basis, n_basis) of diffusion and reaction.
 
-    With the metric ``C_q = nu_q |det J_q| w_q (J_q^T J_q)^{-1}`` (three numbers per point),
-    ``K_e[a, b] = sum_q C_q : (grad_xi phi_a grad_xi phi_b^T)``, which is one GEMM of
-    ``C`` (cells x 3 n_q) with a reference tensor (3 n_q x n_basis^2); the physical
-    gradients are never formed.
+    With the metric ``C_q = nu_q |det J_q| w_q (J_q^T J_q)^{-1}`` (d(d+1)/2 numbers per
+    point), ``K_e[a, b] = sum_q C_q : (grad_xi phi_a grad_xi phi_b^T)``, which is one GEMM
+    of ``C`` (cells x d(d+1)/2 n_q) with a reference tensor (d(d+1)/2 n_q x n_basis^2);
+    the physical gradients are never formed.
     """
     g = space.geometry()
     nu_q = diffusivity(space, nu, g)  # broadcastable to (..., E, Q)
     n_q, n_basis, _ = g.reference_grads.shape[-3:]
     if g.per_cell:
         # a basis per cell (NURBS): K_e = sum_q nu_q w_q G_q^T G_q with physical gradients
-        G = g.grads_t  # (E, 2, Q, nb)
+        G = g.grads_t  # (E, dim, Q, nb)
         nw = (nu_q * g.weights).expand(*nu_q.shape[:-2], G.shape[0], n_q)
         K = torch.einsum("...eq,eiqa,eiqb->...eab", nw, G, G).flatten(-2)
     else:
-        metric = g.metric  # (E, Q or 1, 3)
-        coeff = (nu_q[..., None] * metric).expand(*nu_q.shape[:-2], metric.shape[0], n_q, 3)
-        K = coeff.reshape(*coeff.shape[:-2], 3 * n_q) @ stiffness_reference(g.reference_grads)
+        metric = g.metric  # (E, Q or 1, d(d+1)/2)
+        n_pairs = metric.shape[-1]
+        coeff = (nu_q[..., None] * metric).expand(*nu_q.shape[:-2], metric.shape[0], n_q,
+                                                  n_pairs)
+        K = coeff.reshape(*coeff.shape[:-2], n_pairs * n_q) @ stiffness_reference(
+            g.reference_grads)
     if c is not None:
         cw = cell_coefficient(space, c, "c", g) * g.weights
         cw = cw.expand(*cw.shape[:-1], n_q)
@@ -156,12 +159,17 @@ def element_matrices(space: FunctionSpace, nu=1.0, c=None) -> torch.Tensor:
 
 
 def stiffness_reference(reference_grads: torch.Tensor) -> torch.Tensor:
-    """``M[(q, k), (a, b)]`` for k = 00, 11, 01 (symmetrised): products of reference
-    gradients, so that ``K_e = C_e M`` with the metric ``C_e`` of :func:`element_matrices`."""
-    d0, d1 = reference_grads[..., 0], reference_grads[..., 1]  # (Q, nb)
-    outer = lambda u, v: u[:, :, None] * v[:, None, :]  # noqa: E731
-    M = torch.stack([outer(d0, d0), outer(d1, d1), outer(d0, d1) + outer(d1, d0)], dim=1)
-    return M.reshape(M.shape[0] * 3, -1)
+    """``M[(q, k), (a, b)]`` for the metric entries ``k = (j, l)`` of
+    :func:`~dfem.basis.mapping.metric_pairs` (off-diagonal ones symmetrised): products of
+    reference gradients, so that ``K_e = C_e M`` with the metric ``C_e`` of
+    :func:`element_matrices`."""
+    def outer(j, k):
+        return reference_grads[..., j][:, :, None] * reference_grads[..., k][:, None, :]
+
+    blocks = [outer(j, k) if j == k else outer(j, k) + outer(k, j)
+              for j, k in metric_pairs(reference_grads.shape[-1])]
+    M = torch.stack(blocks, dim=1)
+    return M.reshape(M.shape[0] * len(blocks), -1)
 
 
 def element_loads(space: FunctionSpace, f) -> torch.Tensor:

@@ -1,11 +1,14 @@
 """Global numbering of the degrees of freedom of a Lagrange space.
 
-Numbering: the mesh vertices first (dof ``v`` is vertex ``v``), then ``p - 1``
-dofs per global edge, running from the edge's smaller vertex number to its
-larger one, then the interior dofs of each cell. Two cells that share an edge
-see its dofs in opposite local orders when their local edges run in opposite
-directions; :func:`build_dofmap` reverses them there so that both cells refer
-to the same global dof at the same point.
+Numbering: the mesh vertices first (dof ``v`` is vertex ``v``), then the dofs
+inside each global edge, then (3D) inside each global face, then the interior
+dofs of each cell. Within an edge or face the dofs are ordered by their weights
+on the entity's global vertices taken in ascending vertex number, largest first
+(see :mod:`dfem.basis.lagrange`): on an edge they run from its smaller vertex to
+its larger one. The weights of a shared node are the same seen from every cell
+that shares the entity, so both cells refer to the same global dof at the same
+point whatever their local orientation (a reversed edge, a rotated or reflected
+face with four Q3 dofs).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dfem.basis.lagrange import LagrangeElement
-from dfem.errors import DfemError
+from dfem.basis.lagrange import element as element_named
 from dfem.mesh.mesh import Mesh
 
 
@@ -28,29 +31,22 @@ class DofMap:
     cell_dofs : (n_cells, n_basis) int64 ndarray
         Global dof of each local basis function of each cell.
     n_dofs : int
-    n_vertices, n_edges : int
-        Counts used by the numbering (vertex dofs ``[0, n_vertices)``, edge dofs next).
-    edge_dofs_per_edge : int
+    n_vertices : int
+        Vertex dofs are ``[0, n_vertices)``.
+    facet_dofs_local : (n_local_facets, n_facet_dofs) int64 ndarray
+        Local dofs on each local facet of a cell.
     """
 
     cell_dofs: np.ndarray
     n_dofs: int
     n_vertices: int
-    n_edges: int
-    edge_dofs_per_edge: int
+    facet_dofs_local: np.ndarray
 
-    def facet_dofs(self, mesh: Mesh, edge_ids: np.ndarray) -> np.ndarray:
-        """Dofs on the given global edges, shape ``(n, p + 1)``.
-
-        Order: smaller vertex, larger vertex, then the edge's interior dofs from the
-        smaller vertex to the larger one (the order of
-        :meth:`LagrangeElement.trace_values` when the edge runs from its smaller vertex).
-        """
-        edge_ids = np.asarray(edge_ids, dtype=np.int64)
-        ends = mesh.edge_table.edges[edge_ids]
-        k = self.edge_dofs_per_edge
-        inner = self.n_vertices + edge_ids[:, None] * k + np.arange(k)[None, :]
-        return np.concatenate([ends, inner], axis=1)
+    def facet_dofs(self, mesh: Mesh, facet_ids: np.ndarray) -> np.ndarray:
+        """Dofs on the given global facets, shape ``(n, n_facet_dofs)``, in the local order
+        of the facet in the cell that owns it (the first of :attr:`Mesh.facet_neighbours`)."""
+        owner = mesh.facet_neighbours[np.asarray(facet_ids, dtype=np.int64), 0]
+        return self.cell_dofs[owner[:, :1], self.facet_dofs_local[owner[:, 1]]]
 
     def first_occurrence(self) -> np.ndarray:
         """For each dof, the flat index into ``cell_dofs`` of one cell-local copy of it."""
@@ -58,34 +54,51 @@ class DofMap:
         return first
 
 
+def _entity_positions(cells: np.ndarray, local_vertices: np.ndarray, weights: np.ndarray,
+                      degree: int) -> np.ndarray:
+    """Position of each cell-local entity dof within its global entity, (E, L, k).
+
+    ``local_vertices`` (L, m) are the entity's local vertices and ``weights`` (L, k, m)
+    the dofs' weights on them. The weights are multiples of ``1/p**2``, so scaled by
+    ``p**2`` they are small integers: one integer key per dof, digits in ascending
+    global vertex order, ranks it.
+    """
+    order = np.argsort(cells[:, local_vertices], axis=-1, kind="stable")  # (E, L, m)
+    w = np.rint(weights * degree**2).astype(np.int64)  # (L, k, m)
+    w = np.take_along_axis(np.broadcast_to(w, (len(cells), *w.shape)),
+                           np.broadcast_to(order[:, :, None, :], (len(cells), *w.shape)),
+                           axis=-1)
+    base = degree**2 + 1
+    key = (w * base ** np.arange(w.shape[-1] - 1, -1, -1)).sum(-1)  # (E, L, k)
+    return np.argsort(np.argsort(-key, axis=-1, kind="stable"), axis=-1)
+
+
 def build_dofmap(mesh: Mesh, element: LagrangeElement) -> DofMap:
     """Number the dofs of ``element`` on ``mesh`` (see the module docstring)."""
-    if mesh.cell_type != element.cell_type:
-        kind = "triangles" if mesh.cell_type == "tri" else "quadrilaterals"
-        fits = "P1, P2, P3" if mesh.cell_type == "tri" else "Q1, Q2, Q3"
-        raise DfemError(f"element {element.name} does not fit a mesh of {kind}; use one of {fits}.")
-    n_cells, n_vertices = mesh.n_cells, mesh.n_nodes
-    k = element.n_edge_dofs
-    parts = [mesh.cells_np]
-    n_edges = 0
-    if k:
-        table = mesh.edge_table
-        n_edges = len(table.edges)
-        along = np.arange(k)
-        # Position along the global edge direction of each local edge dof.
-        position = np.where(table.flipped[:, :, None], k - 1 - along, along)
-        parts.append(
-            (n_vertices + table.cell_edges[:, :, None] * k + position).reshape(n_cells, -1)
-        )
-    n_interior = element.n_interior_dofs
-    first_interior = n_vertices + n_edges * k
-    if n_interior:
-        parts.append(first_interior + np.arange(n_cells * n_interior).reshape(n_cells, n_interior))
-    cell_dofs = np.ascontiguousarray(np.concatenate(parts, axis=1))
-    return DofMap(
-        cell_dofs=cell_dofs,
-        n_dofs=first_interior + n_cells * n_interior,
-        n_vertices=n_vertices,
-        n_edges=n_edges,
-        edge_dofs_per_edge=k,
-    )
+    element = element_named(element, mesh.cell_type)  # raises for a misfit
+    cells = mesh.cells_np
+    cell_dofs = np.empty((mesh.n_cells, element.n_basis), dtype=np.int64)
+    cell_dofs[:, : element.n_vertices] = cells
+    offset = mesh.n_nodes
+    reference = mesh.reference
+    entities = [("edge", reference.edges, lambda: mesh.edge_table)]
+    if mesh.dim == 3:
+        entities.append(("face", reference.facets, lambda: mesh.face_table))
+    for kind, local_vertices, table in entities:
+        local = element.entity_dofs(kind)  # (L, k)
+        if local.shape[1] == 0:
+            continue
+        weights = np.take_along_axis(element.weights[local], local_vertices[:, None, :], axis=-1)
+        position = _entity_positions(cells, local_vertices, weights, element.degree)
+        ids = table().cell_entities  # (E, L)
+        k = local.shape[1]
+        cell_dofs[:, local.ravel()] = (offset + ids[:, :, None] * k + position).reshape(
+            mesh.n_cells, -1)
+        offset += len(table()) * k
+    interior = element.entity_dofs("interior").ravel()
+    if len(interior):
+        cell_dofs[:, interior] = offset + np.arange(mesh.n_cells * len(interior)).reshape(
+            mesh.n_cells, -1)
+        offset += mesh.n_cells * len(interior)
+    return DofMap(cell_dofs=cell_dofs, n_dofs=offset, n_vertices=mesh.n_nodes,
+                  facet_dofs_local=element.facet_dofs)

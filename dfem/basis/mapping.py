@@ -1,6 +1,6 @@
 """The map from the reference cell to each mesh cell, batched over cells.
 
-Cells are straight-sided: the map is the P1 (affine) or Q1 (bilinear)
+Cells are straight-sided: the map is the P1 (affine) or Q1 (bi- or trilinear)
 interpolation of the cell's vertices,
 
 .. math:: x(\\xi) = \\sum_a N_a(\\xi)\\, x_a, \\qquad
@@ -16,6 +16,12 @@ from __future__ import annotations
 import torch
 
 
+def metric_pairs(dim: int) -> list[tuple[int, int]]:
+    """The entries ``(j, k)``, ``j <= k``, of a symmetric dim x dim matrix in the order the
+    metric stores them: the diagonal first, then ``(0, 1), (0, 2), (1, 2)``."""
+    return [(j, j) for j in range(dim)] + [(j, k) for j in range(dim) for k in range(j + 1, dim)]
+
+
 class CellGeometry:
     """Mapped quadrature data for all cells.
 
@@ -26,16 +32,20 @@ class CellGeometry:
     values : (n_q, n_basis) or (n_cells, n_q, n_basis) tensor
         Basis values: the same on every cell (Lagrange), or per cell (NURBS, whose
         rational basis differs from cell to cell).
-    metric : (n_cells, n_q, 3) tensor
-        ``|det J| w_q (J^T J)^{-1}`` as its entries (00, 11, 01), so that
+    det : (n_cells, n_q) or (n_cells, 1) tensor
+        ``det J`` (one value per cell for affine cells).
+    inverse_transpose : (n_cells, dim, n_q or 1, dim) tensor
+        ``J^{-T}`` at ``[e, i, q, j]``, from the cofactors (computed on first use).
+    metric : (n_cells, n_q, dim (dim + 1) / 2) tensor
+        ``|det J| w_q (J^T J)^{-1}`` as its entries in :func:`metric_pairs` order, so that
         ``int grad phi_a . grad phi_b = sum_q metric_q : (grad_xi phi_a grad_xi phi_b^T)``.
-    grads_t : (n_cells, 2, n_q, n_basis) tensor
+    grads_t : (n_cells, dim, n_q, n_basis) tensor
         Physical gradients ``dphi_a/dx_i (x_q)`` at ``[e, i, q, a]`` (computed on first use).
-    grads : (n_cells, n_q, n_basis, 2) tensor
+    grads : (n_cells, n_q, n_basis, dim) tensor
         The same as ``[e, q, a, i]`` (a view).
-    points : (n_cells, n_q, 2) tensor
+    points : (n_cells, n_q, dim) tensor
         Physical quadrature points (computed on first use).
-    reference_grads : (n_q, n_basis, 2) or (n_cells, n_q, n_basis, 2) tensor
+    reference_grads : (n_q, n_basis, dim) or (n_cells, n_q, n_basis, dim) tensor
         Basis gradients on the reference cell (per cell when ``values`` is).
     """
 
@@ -43,10 +53,9 @@ class CellGeometry:
                  geo_values):
         self.values = values
         self.reference_grads = reference_grads
-        j00, j01 = jacobian[:, 0, :, 0], jacobian[:, 0, :, 1]
-        j10, j11 = jacobian[:, 1, :, 0], jacobian[:, 1, :, 1]
-        self._entries = (j00, j01, j10, j11)
-        self.det = j00 * j11 - j01 * j10  # (E, Q), or (E, 1) for affine cells
+        self.jacobian = jacobian  # J[e, i, q, j] = dx_i / dxi_j
+        self.dim = jacobian.shape[1]
+        self.det = determinant(jacobian)  # (E, Q), or (E, 1) for affine cells
         self.weights = self.det.abs() * quad_weights
         self._quad_weights = quad_weights
         self._vertex_coords = vertex_coords
@@ -54,20 +63,27 @@ class CellGeometry:
         self._lazy: dict = {}
 
     @property
+    def inverse_transpose(self) -> torch.Tensor:
+        if "inv_t" not in self._lazy:
+            self._lazy["inv_t"] = cofactors(self.jacobian) / self.det[:, None, :, None]
+        return self._lazy["inv_t"]
+
+    @property
     def metric(self) -> torch.Tensor:
         if "metric" not in self._lazy:
-            j00, j01, j10, j11 = self._entries
-            # (J^T J)^{-1} = adj(J) adj(J)^T / det^2, times |det| w
+            # (J^T J)^{-1} = J^{-1} J^{-T}; cofactors C = det J^{-T}, so |det| w J^{-1} J^{-T}
+            # is w C^T C / |det|
+            C = cofactors(self.jacobian)
             scale = self._quad_weights / self.det.abs()
             self._lazy["metric"] = torch.stack(
-                [(j11 * j11 + j01 * j01) * scale, (j10 * j10 + j00 * j00) * scale,
-                 -(j11 * j10 + j01 * j00) * scale], dim=-1)
+                [(C[:, :, :, j] * C[:, :, :, k]).sum(1) * scale
+                 for j, k in metric_pairs(self.dim)], dim=-1)
         return self._lazy["metric"]
 
     @property
     def grads_t(self) -> torch.Tensor:
         if "grads_t" not in self._lazy:
-            self._lazy["grads_t"] = physical_gradients(self._entries, self.det,
+            self._lazy["grads_t"] = physical_gradients(self.inverse_transpose,
                                                        self.reference_grads)
         return self._lazy["grads_t"]
 
@@ -87,6 +103,30 @@ class CellGeometry:
             self._lazy["points"] = torch.einsum(f"eai,{per_cell}->eqi", self._vertex_coords,
                                                 self._geo_values)
         return self._lazy["points"]
+
+
+def determinant(J: torch.Tensor) -> torch.Tensor:
+    """``det J`` of Jacobians laid out as ``[..., i, q, j]`` (dim 2 or 3), in closed form."""
+    if J.shape[-3] == 2:
+        return J[..., 0, :, 0] * J[..., 1, :, 1] - J[..., 0, :, 1] * J[..., 1, :, 0]
+    c = [J[..., :, :, j] for j in range(3)]  # columns dx/dxi_j, (..., 3, Q)
+    return (c[0] * torch.linalg.cross(c[1], c[2], dim=-2)).sum(-2)
+
+
+def cofactors(J: torch.Tensor) -> torch.Tensor:
+    """The cofactor matrix ``det(J) J^{-T}`` laid out as ``[..., i, q, j]`` like ``J``.
+
+    2D: ``[[j11, -j10], [-j01, j00]]``; 3D: its columns are the cross products of the
+    columns of J (``c1 x c2, c2 x c0, c0 x c1``).
+    """
+    if J.shape[-3] == 2:
+        j00, j01 = J[..., 0, :, 0], J[..., 0, :, 1]
+        j10, j11 = J[..., 1, :, 0], J[..., 1, :, 1]
+        return torch.stack([torch.stack([j11, -j10], dim=-1),
+                            torch.stack([-j01, j00], dim=-1)], dim=-3)
+    c = [J[..., :, :, j] for j in range(3)]
+    return torch.stack([torch.linalg.cross(c[(j + 1) % 3], c[(j + 2) % 3], dim=-2)
+                        for j in range(3)], dim=-1)
 
 
 def at_points(local: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
@@ -115,42 +155,43 @@ def basis_products(values: torch.Tensor) -> torch.Tensor:
 
 
 def jacobians(vertex_coords: torch.Tensor, geo_grads: torch.Tensor) -> torch.Tensor:
-    """``J[e, i, q, j] = sum_a x[e, a, i] dN_a/dxi_j (xi_q)``, shape (n_cells, 2, n_q, 2).
+    """``J[e, i, q, j] = sum_a x[e, a, i] dN_a/dxi_j (xi_q)``, shape (n_cells, dim, n_q, dim).
 
-    One GEMM: ``(n_cells * 2, n_vertices) @ (n_vertices, n_q * 2)``.
+    One GEMM: ``(n_cells * dim, n_vertices) @ (n_vertices, n_q * dim)``.
     """
-    n_cells, n_vertices, _ = vertex_coords.shape
+    n_cells, n_vertices, dim = vertex_coords.shape
     n_q = geo_grads.shape[0]
-    left = vertex_coords.transpose(1, 2).reshape(n_cells * 2, n_vertices)
-    right = geo_grads.permute(1, 0, 2).reshape(n_vertices, n_q * 2)
-    return (left @ right).reshape(n_cells, 2, n_q, 2)
+    left = vertex_coords.transpose(1, 2).reshape(n_cells * dim, n_vertices)
+    right = geo_grads.permute(1, 0, 2).reshape(n_vertices, n_q * dim)
+    return (left @ right).reshape(n_cells, dim, n_q, dim)
 
 
-def physical_gradients(entries, det, reference_grads) -> torch.Tensor:
+def physical_gradients(inv_t, reference_grads) -> torch.Tensor:
     """``grad_x phi_a (x_q)_i = sum_j J^{-T}[i, j] dphi_a/dxi_j``, laid out as ``[e, i, q, a]``.
 
-    One GEMM over the rows ``(e, i)``; for non-affine cells the reference gradients
-    form a matrix that is block-diagonal in the quadrature points.
+    ``inv_t`` is ``J^{-T}`` as ``[e, i, q, j]`` (one q for affine cells). One GEMM over the
+    rows ``(e, i)``; for non-affine cells with few points the reference gradients form a
+    matrix that is block-diagonal in the quadrature points, otherwise one batched product
+    per point.
     """
-    j00, j01, j10, j11 = entries
-    n_cells, n_q_geo = det.shape
-    n_q, n_basis, _ = reference_grads.shape[-3:]
-    # J^{-T} = [[j11, -j10], [-j01, j00]] / det, laid out as [e, i, q, j]
-    inv_t = torch.stack(
-        [torch.stack([j11, -j10], dim=-1), torch.stack([-j01, j00], dim=-1)], dim=1
-    ) / det[:, None, :, None]
+    n_cells, dim, n_q_geo, _ = inv_t.shape
+    n_q, n_basis = reference_grads.shape[-3:-1]
     if reference_grads.ndim == 4:  # a basis per cell: a batch of small products
         return torch.einsum("eiqj,eqaj->eiqa", inv_t.expand(-1, -1, n_q, -1), reference_grads)
     if n_q_geo == 1:  # affine: one J^{-T} for all quadrature points
-        right = reference_grads.permute(2, 0, 1).reshape(2, n_q * n_basis)
-        product = inv_t.reshape(n_cells * 2, 2) @ right
-    else:
+        right = reference_grads.permute(2, 0, 1).reshape(dim, n_q * n_basis)
+        product = inv_t.reshape(n_cells * dim, dim) @ right
+    elif n_q <= 16:
         eye = torch.eye(n_q, dtype=reference_grads.dtype, device=reference_grads.device)
         right = torch.einsum("pq,qaj->pjqa", eye, reference_grads).reshape(
-            n_q * 2, n_q * n_basis
+            n_q * dim, n_q * n_basis
         )
-        product = inv_t.reshape(n_cells * 2, n_q * 2) @ right
-    return product.reshape(n_cells, 2, n_q, n_basis)
+        product = inv_t.reshape(n_cells * dim, n_q * dim) @ right
+    else:  # the block-diagonal matrix would multiply mostly zeros
+        left = inv_t.permute(2, 0, 1, 3).reshape(n_q, n_cells * dim, dim)
+        product = torch.bmm(left, reference_grads.transpose(1, 2))  # (Q, E dim, nb)
+        return product.reshape(n_q, n_cells, dim, n_basis).permute(1, 2, 0, 3)
+    return product.reshape(n_cells, dim, n_q, n_basis)
 
 
 def map_cells(
@@ -167,16 +208,16 @@ def map_cells(
 
     Parameters
     ----------
-    nodes : (n_nodes, 2) tensor
+    nodes : (n_nodes, dim) tensor
     cells : (n_cells, n_vertices) int64 tensor
-    geo_values, geo_grads : (n_q, n_vertices), (n_q, n_vertices, 2)
+    geo_values, geo_grads : (n_q, n_vertices), (n_q, n_vertices, dim)
         The geometry element (P1/Q1) at the reference quadrature points.
-    basis_values, basis_grads : (n_q, n_basis), (n_q, n_basis, 2)
+    basis_values, basis_grads : (n_q, n_basis), (n_q, n_basis, dim)
         The space's element at the reference quadrature points.
     quad_weights : (n_q,)
     affine : bool
-        True for triangles: the Jacobian is constant on a cell and is computed once.
+        True for simplices: the Jacobian is constant on a cell and is computed once.
     """
-    xv = nodes[cells]  # (E, nv, 2)
-    J = jacobians(xv, geo_grads[:1] if affine else geo_grads)  # (E, 2, Q or 1, 2)
+    xv = nodes[cells]  # (E, nv, dim)
+    J = jacobians(xv, geo_grads[:1] if affine else geo_grads)  # (E, dim, Q or 1, dim)
     return CellGeometry(J, quad_weights, basis_values, basis_grads, xv, geo_values)

@@ -10,28 +10,29 @@ import torch
 
 from dfem.assembly.sparsity import SparsityPattern
 from dfem.basis.dofmap import DofMap, build_dofmap
+from dfem.basis.facets import lagrange_facet_geometry
 from dfem.basis.lagrange import LagrangeElement, element, geometry_element
 from dfem.basis.mapping import CellGeometry, at_points, map_cells
 from dfem.basis.vector import VectorSpace
 from dfem.mesh.mesh import Mesh
-from dfem.quadrature.rules import cell_rule, line_rule
+from dfem.quadrature.rules import cell_rule
 
 
 @dataclass
 class FacetGeometry:
-    """Quadrature data on a set of boundary edges.
+    """Quadrature data on a set of boundary facets (edges in 2D, faces in 3D).
 
     Attributes
     ----------
-    dofs : (n_facets, p + 1) int64 tensor
-        Dofs on each edge, in the order of ``values``.
-    points : (n_facets, n_q, 2) tensor
+    dofs : (n_facets, n_facet_dofs) int64 tensor
+        Dofs on each facet, in the order of ``values``.
+    points : (n_facets, n_q, dim) tensor
         Physical quadrature points.
     weights : (n_facets, n_q) tensor
-        Quadrature weight times edge length.
-    values : (n_q, p + 1) tensor
-        Trace basis at the quadrature points.
-    normals : (n_facets, 2) tensor
+        Quadrature weight times the facet's measure element.
+    values : (n_q, n_facet_dofs) or (n_facets, n_q, n_facet_dofs) tensor
+        The basis functions that do not vanish on the facet, at its quadrature points.
+    normals : (n_facets, dim) or (n_facets, n_q, dim) tensor
         Unit normals pointing out of the domain.
     """
 
@@ -116,14 +117,14 @@ class Space:
         Returns
         -------
         values : (..., n_cells, n_q) tensor
-        grads : (..., n_cells, n_q, 2) tensor
+        grads : (..., n_cells, n_q, dim) tensor
         """
         g = self.geometry() if geometry is None else geometry
         ue = self.cell_values(u)
         return at_points(ue, g.values), torch.einsum("...ea,eiqa->...eqi", ue, g.grads_t)
 
     def facet_geometry(self, tags, degree: int | None = None) -> FacetGeometry:
-        """Quadrature data on the edges carrying ``tags`` (rule exact to ``2 p`` by default)."""
+        """Quadrature data on the facets carrying ``tags`` (rule exact to ``2 p`` by default)."""
         degree = self.quadrature_degree if degree is None else int(degree)
         key = (tuple([tags] if isinstance(tags, str) else tags), degree)
         cacheable = self._geometry_is_cacheable()
@@ -142,7 +143,8 @@ class FunctionSpace(Space):
     ----------
     mesh : Mesh
     element : str or LagrangeElement
-        "P1", "P2", "P3" on triangles; "Q1", "Q2", "Q3" on quadrilaterals.
+        "P1", "P2", "P3" on triangles and tetrahedra; "Q1", "Q2", "Q3" on quadrilaterals
+        and hexahedra.
     quadrature_degree : int, optional
         Degree of the cell rule; default ``2 p``, exact for the mass and (on affine
         cells) stiffness integrands of degree-p functions.
@@ -162,7 +164,7 @@ class FunctionSpace(Space):
         self, mesh: Mesh, element_name="Q1", quadrature_degree: int | None = None, shape=()
     ):
         self.mesh = mesh
-        self.element: LagrangeElement = element(element_name)
+        self.element: LagrangeElement = element(element_name, mesh.cell_type)
         self.dofmap: DofMap = build_dofmap(mesh, self.element)
         self.quadrature_degree = (
             2 * self.element.degree if quadrature_degree is None else int(quadrature_degree)
@@ -215,7 +217,7 @@ class FunctionSpace(Space):
             self._table(self.element.values(xi)),
             self._table(self.element.gradients(xi)),
             self._table(w),
-            affine=self.element.cell_type == "tri",
+            affine=self.mesh.reference.simplex,
         )
         if cacheable:
             self._geometry_cache[degree] = result
@@ -223,12 +225,12 @@ class FunctionSpace(Space):
 
     @property
     def dof_coordinates(self) -> torch.Tensor:
-        """Physical coordinates of every dof, (n_dofs, 2); differentiable in the nodes."""
+        """Physical coordinates of every dof, (n_dofs, dim); differentiable in the nodes."""
         geo = geometry_element(self.element.cell_type)
         N = self._table(geo.values(self.element.nodes))  # (n_basis, n_vertices)
         local = torch.einsum("eai,ba->ebi", self.mesh.nodes[self.mesh.cells], N)
         first = torch.as_tensor(self.dofmap.first_occurrence(), device=self.device)
-        return local.reshape(-1, 2)[first]
+        return local.reshape(-1, self.dim)[first]
 
     # ------------------------------------------------------------------ functions
     def boundary_interpolant(self, tag, fn, dofs: torch.Tensor) -> torch.Tensor:
@@ -240,50 +242,22 @@ class FunctionSpace(Space):
         return u[..., : self.mesh.n_nodes]
 
     def interpolate(self, fn) -> torch.Tensor:
-        """Nodal interpolant of ``fn(x)`` (x of shape (n, 2)): the dof vector ``fn(x_dof)``."""
+        """Nodal interpolant of ``fn(x)`` (x of shape (n, dim)): the dof vector ``fn(x_dof)``."""
         values = fn(self.dof_coordinates)
         return torch.as_tensor(values, dtype=self.dtype, device=self.device).expand(self.n_dofs)
 
     # ------------------------------------------------------------------ boundary
     def boundary_facets(self, tags) -> np.ndarray:
-        """Global edge numbers of the edges carrying any of ``tags`` (a name or a list)."""
+        """Global facet numbers of the facets carrying any of ``tags`` (a name or a list)."""
         tags = [tags] if isinstance(tags, str) else list(tags)
-        ids = [self.mesh.boundary_edge_ids(t) for t in tags]
+        ids = [self.mesh.boundary_facet_ids(t) for t in tags]
         return np.unique(np.concatenate(ids)) if ids else np.zeros(0, dtype=np.int64)
 
     def boundary_dofs(self, tags) -> torch.Tensor:
-        """Sorted dofs on the edges carrying any of ``tags``, as an int64 tensor."""
+        """Sorted dofs on the facets carrying any of ``tags``, as an int64 tensor."""
         facets = self.boundary_facets(tags)
         dofs = np.unique(self.dofmap.facet_dofs(self.mesh, facets).ravel())
         return torch.as_tensor(dofs, device=self.device)
 
     def _facet_geometry(self, tags, degree: int) -> FacetGeometry:
-        facets = self.boundary_facets(tags)
-        s, w = line_rule(degree)
-        ends = torch.as_tensor(self.mesh.edge_table.edges[facets], device=self.device)
-        x0, x1 = self.mesh.nodes[ends[:, 0]], self.mesh.nodes[ends[:, 1]]
-        tangent = x1 - x0
-        length = torch.linalg.vector_norm(tangent, dim=1)
-        points = x0[:, None, :] + self._table(s)[None, :, :] * tangent[:, None, :]
-        normals = torch.stack([tangent[:, 1], -tangent[:, 0]], dim=1) / length[:, None]
-        normals = normals * self._outward_sign(facets, x0, normals)[:, None]
-        dofs = torch.as_tensor(self.dofmap.facet_dofs(self.mesh, facets), device=self.device)
-        return FacetGeometry(
-            dofs=dofs,
-            points=points,
-            weights=length[:, None] * self._table(w)[None, :],
-            values=self._table(self.element.trace_values(s)),
-            normals=normals,
-        )
-
-    def _outward_sign(self, facets, x0, normals) -> torch.Tensor:
-        # The owning cell's centroid lies on the inner side of a boundary edge.
-        table = self.mesh.edge_table
-        owner = np.zeros(len(table.edges), dtype=np.int64)
-        owner[table.cell_edges.ravel()] = np.repeat(
-            np.arange(self.mesh.n_cells), table.cell_edges.shape[1]
-        )
-        owners = torch.as_tensor(owner[facets], device=self.device)
-        centroid = self.mesh.nodes[self.mesh.cells[owners]].mean(dim=1)
-        inward = ((centroid - x0) * normals).sum(dim=1)
-        return torch.where(inward > 0, -1.0, 1.0).to(normals.dtype).detach()
+        return FacetGeometry(**lagrange_facet_geometry(self, self.boundary_facets(tags), degree))

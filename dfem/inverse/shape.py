@@ -28,6 +28,7 @@ import scipy.sparse.linalg as spla
 import torch
 
 from dfem.assembly.forms import assemble
+from dfem.basis.lagrange import linear_element
 from dfem.basis.space import FunctionSpace
 from dfem.errors import DfemError
 from dfem.mesh.mesh import Mesh
@@ -61,11 +62,9 @@ class ShapeResult:
 
 
 def corner_jacobians(mesh: Mesh, nodes: torch.Tensor) -> torch.Tensor:
-    """Jacobian determinants at the corners of every cell, (n_cells, n_corners): twice the
-    signed area for triangles; for quads the cross product of the two edges at each corner."""
-    x = nodes[mesh.cells]
-    ahead, behind = torch.roll(x, -1, dims=1) - x, torch.roll(x, 1, dims=1) - x
-    return ahead[..., 0] * behind[..., 1] - ahead[..., 1] * behind[..., 0]
+    """Jacobian determinants at the corners of every cell, (n_cells, n_corners), for the
+    node coordinates ``nodes``: see :meth:`dfem.mesh.Mesh.corner_jacobians`."""
+    return mesh.corner_jacobians(nodes)
 
 
 def boundary_nodes(mesh: Mesh) -> torch.Tensor:
@@ -180,7 +179,7 @@ def optimize_nodes(
 
 def _sobolev_direction(mesh, nodes, grad, movable, mass) -> torch.Tensor:
     """``-K^{-1} g`` on the movable nodes, K the linear-element stiffness (+ mass)."""
-    linear = "P1" if mesh.cell_type == "tri" else "Q1"
+    linear = linear_element(mesh.cell_type)
     space = FunctionSpace(mesh.with_nodes(nodes, check=False), linear)
     K, _ = assemble(space, nu=1.0, c=mass if mass > 0 else None, format="scipy")
     free = movable.cpu().numpy()

@@ -18,12 +18,13 @@ The field unknowns carry two regularisers of ``log nu``:
 
 For nodal ``m`` both integrals are taken with the FEM core's quadrature (the
 Tikhonov term is the core's Dirichlet energy with ``nu = 1``). For per-cell ``m``,
-whose gradient is a sum of jumps, they are the edge sums
+whose gradient is a sum of jumps, they are the facet sums
 
 .. math:: R_{\\mathrm{Tikhonov}} = \\tfrac12 \\sum_{e} \\frac{|e|}{d_e} (m_i - m_j)^2,
           \\qquad R_{\\mathrm{TV}} = \\sum_{e} |e| \\sqrt{(m_i - m_j)^2 + \\varepsilon^2 d_e^2},
 
-over interior edges ``e`` between cells ``i`` and ``j`` with centroid distance
+over interior facets ``e`` (edges in 2D, faces in 3D; ``|e|`` their measure) between
+cells ``i`` and ``j`` with centroid distance
 ``d_e``: the usual two-point flux approximation of the first, and the exact total
 variation of a piecewise constant field for the second when ``epsilon = 0``.
 """
@@ -35,6 +36,8 @@ import torch
 
 from dfem.assembly.coefficients import AtQuadrature, PerCell
 from dfem.assembly.forms import energy
+from dfem.basis.facets import lagrange_facet_geometry
+from dfem.basis.lagrange import linear_element
 from dfem.basis.space import FunctionSpace
 from dfem.errors import DfemError
 
@@ -49,21 +52,16 @@ class CellLogDiffusivity:
     def __init__(self, space: FunctionSpace):
         self.space = space
         mesh = space.mesh
-        table = mesh.edge_table
-        owners = np.full((len(table.edges), 2), -1, dtype=np.int64)
-        edge_ids = table.cell_edges.ravel()
-        cells = np.repeat(np.arange(mesh.n_cells), table.cell_edges.shape[1])
-        order = np.argsort(edge_ids, kind="stable")
-        edge_ids, cells = edge_ids[order], cells[order]
-        first = np.r_[True, edge_ids[1:] != edge_ids[:-1]]
-        owners[edge_ids[first], 0] = cells[first]
-        owners[edge_ids[~first], 1] = cells[~first]
-        interior = owners[:, 1] >= 0
+        neighbours = mesh.facet_neighbours[:, :, 0]  # (n_facets, 2) cells, -1 outside
+        interior = neighbours[:, 1] >= 0
         device = space.device
-        self.pairs = torch.as_tensor(owners[interior], device=device)
-        ends = torch.as_tensor(table.edges[interior], device=device)
+        self.pairs = torch.as_tensor(neighbours[interior], device=device)
         nodes = mesh.nodes.detach()
-        self.lengths = torch.linalg.vector_norm(nodes[ends[:, 1]] - nodes[ends[:, 0]], dim=1)
+        # the facet measure (edge length in 2D, face area in 3D) from the facet rule
+        facets = np.nonzero(interior)[0]
+        linear = FunctionSpace(mesh, linear_element(mesh.cell_type))
+        weights = lagrange_facet_geometry(linear, facets, 1)["weights"]
+        self.lengths = weights.detach().sum(dim=1)
         centroids = nodes[mesh.cells].mean(dim=1)
         self.distances = torch.linalg.vector_norm(
             centroids[self.pairs[:, 0]] - centroids[self.pairs[:, 1]], dim=1)
@@ -93,7 +91,7 @@ class NodalLogDiffusivity:
 
     def __init__(self, space: FunctionSpace):
         self.space = space
-        linear = "P1" if space.mesh.cell_type == "tri" else "Q1"
+        linear = linear_element(space.mesh.cell_type)
         # the same quadrature rule as the solution space, so nu lands on its points
         self.field_space = FunctionSpace(space.mesh, linear, space.quadrature_degree)
 

@@ -1,9 +1,10 @@
-"""The mesh: node coordinates, cells and named boundary tags.
+"""The mesh: node coordinates, cells of one type and named boundary tags.
 
-A :class:`Mesh` holds straight-sided triangles (3 vertices, counter-clockwise) or
-quadrilaterals (4 vertices, counter-clockwise). Boundary tags name sets of edges
-by their two vertex indices. The edge table (global edges, each cell's edges and
-their orientation) is built once on demand and shared by every
+A :class:`Mesh` holds straight-sided cells of one type (see
+:mod:`dfem.mesh.cells`): triangles or quadrilaterals in 2D, tetrahedra or
+hexahedra in 3D, positively oriented. Boundary tags name sets of facets (edges in
+2D, faces in 3D) by their vertex numbers. The entity tables (global edges and
+faces, each cell's local entities) are built once on demand and shared by every
 :class:`~dfem.basis.FunctionSpace` on the mesh.
 """
 
@@ -16,62 +17,120 @@ import numpy as np
 import torch
 
 from dfem.errors import MeshError
+from dfem.mesh.cells import REFERENCE_CELLS, ReferenceCell, cell_type_of
 
 #: Local edges of each cell type, as pairs of local vertex numbers, in the
 #: order the Lagrange elements number their edge nodes.
-LOCAL_EDGES = {
-    "tri": np.array([[0, 1], [1, 2], [2, 0]]),
-    "quad": np.array([[0, 1], [1, 2], [2, 3], [3, 0]]),
-}
-VERTICES_PER_CELL = {"tri": 3, "quad": 4}
+LOCAL_EDGES = {name: cell.edges for name, cell in REFERENCE_CELLS.items()}
+VERTICES_PER_CELL = {name: cell.n_vertices for name, cell in REFERENCE_CELLS.items()}
+
+
+def _row_keys(rows: np.ndarray, n: int) -> list[np.ndarray]:
+    """Columns of int64 keys, one per pair of vertex numbers, that order rows lexicographically."""
+    rows = rows.reshape(-1, rows.shape[-1])
+    return [rows[:, k] * n + rows[:, k + 1] if k + 1 < rows.shape[1] else rows[:, k]
+            for k in range(0, rows.shape[1], 2)]
+
+
+def _unique_rows(rows: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Unique rows of ``rows`` (m, k) of vertex numbers below ``n``, sorted, and the inverse."""
+    keys = _row_keys(rows, n)
+    if len(keys) == 1:  # a 1D unique of one int64 key is much faster than a lexsort
+        unique, inverse = np.unique(keys[0], return_inverse=True)
+        first = np.empty(len(unique), dtype=np.int64)
+        first[inverse[::-1]] = np.arange(len(inverse))[::-1]
+        return rows.reshape(-1, rows.shape[-1])[first], inverse
+    order = np.lexsort(keys[::-1])
+    sorted_keys = [k[order] for k in keys]
+    new = np.ones(len(order), dtype=bool)
+    if len(order) > 1:
+        new[1:] = np.any([k[1:] != k[:-1] for k in sorted_keys], axis=0)
+    inverse = np.empty(len(order), dtype=np.int64)
+    inverse[order] = np.cumsum(new) - 1
+    return rows.reshape(-1, rows.shape[-1])[order[new]], inverse
 
 
 @dataclass(frozen=True)
-class EdgeTable:
-    """Global edges of a mesh.
+class EntityTable:
+    """Global edges or faces of a mesh.
 
     Attributes
     ----------
-    edges : (n_edges, 2) int64 ndarray
-        Vertex pairs, each sorted so that ``edges[:, 0] < edges[:, 1]``.
-    cell_edges : (n_cells, n_local_edges) int64 ndarray
-        Global edge number of each local edge of each cell.
-    flipped : (n_cells, n_local_edges) bool ndarray
-        True where the local edge runs against the global edge's direction
-        (from its larger to its smaller vertex).
+    entities : (n_entities, k) int64 ndarray
+        Vertex numbers of each entity, sorted ascending along the row; rows sorted.
+    cell_entities : (n_cells, n_local) int64 ndarray
+        Global entity number of each local entity of each cell.
+    flipped : (n_cells, n_local) bool ndarray
+        For edges: True where the local edge runs from its larger to its smaller vertex.
     """
 
-    edges: np.ndarray
-    cell_edges: np.ndarray
-    flipped: np.ndarray
+    entities: np.ndarray
+    cell_entities: np.ndarray
+    flipped: np.ndarray | None = None
 
-    def lookup(self, pairs: np.ndarray) -> np.ndarray:
-        """Global edge numbers of vertex pairs (any order); -1 where no such edge exists."""
-        pairs = np.sort(np.asarray(pairs, dtype=np.int64).reshape(-1, 2), axis=1)
-        if len(self.edges) == 0:
-            return np.full(len(pairs), -1, dtype=np.int64)
-        n = max(int(self.edges.max()), int(pairs.max(initial=0))) + 1
-        keys = self.edges[:, 0] * n + self.edges[:, 1]  # sorted: edges come from np.unique
-        wanted = pairs[:, 0] * n + pairs[:, 1]
-        pos = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
-        return np.where(keys[pos] == wanted, pos, -1)
+    @property
+    def edges(self) -> np.ndarray:
+        return self.entities
+
+    @property
+    def cell_edges(self) -> np.ndarray:
+        return self.cell_entities
+
+    def __len__(self) -> int:
+        return len(self.entities)
+
+    def lookup(self, vertex_sets: np.ndarray) -> np.ndarray:
+        """Global numbers of entities given by their vertices (any order); -1 where none."""
+        k = self.entities.shape[1]
+        wanted = np.sort(np.asarray(vertex_sets, dtype=np.int64).reshape(-1, k), axis=1)
+        if len(self.entities) == 0 or len(wanted) == 0:
+            return np.full(len(wanted), -1, dtype=np.int64)
+        n = max(int(self.entities.max()), int(wanted.max())) + 1
+        table, query = _row_keys(self.entities, n), _row_keys(wanted, n)
+        both = [np.concatenate([t, q]) for t, q in zip(table, query, strict=True)]
+        is_query = np.r_[np.zeros(len(self.entities), bool), np.ones(len(wanted), bool)]
+        # sort by the keys, the table's row before equal queries
+        order = np.lexsort([is_query, *both[::-1]])
+        sorted_keys = [b[order] for b in both]
+        new = np.ones(len(order), dtype=bool)
+        new[1:] = np.any([s[1:] != s[:-1] for s in sorted_keys], axis=0)
+        group_first = order[np.maximum.accumulate(np.where(new, np.arange(len(order)), 0))]
+        match = np.where(group_first < len(self.entities), group_first, -1)
+        result = np.empty(len(order), dtype=np.int64)
+        result[order] = match
+        return result[len(self.entities):]
+
+
+EdgeTable = EntityTable
+
+
+def _entity_table(cells: np.ndarray, local: np.ndarray, n_nodes: int) -> EntityTable:
+    vertex_sets = cells[:, local]  # (E, n_local, k)
+    ordered = np.sort(vertex_sets, axis=2)
+    entities, inverse = _unique_rows(ordered, n_nodes)
+    flipped = vertex_sets[..., 0] > vertex_sets[..., -1] if local.shape[1] == 2 else None
+    return EntityTable(entities, inverse.reshape(vertex_sets.shape[:2]), flipped)
 
 
 class Mesh:
-    """An unstructured 2D mesh of triangles or quadrilaterals.
+    """An unstructured mesh of triangles, quadrilaterals, tetrahedra or hexahedra.
 
     Parameters
     ----------
-    nodes : (n_nodes, 2) array or tensor
-        Node coordinates. Kept as a float tensor (float64 unless a float tensor of
-        another dtype is given); it may require grad, for shape derivatives.
-    cells : (n_cells, 3 or 4) integer array
-        Vertex numbers of each cell, counter-clockwise.
-    boundaries : dict of str -> (n_facets, 2) integer array, optional
-        Named sets of boundary edges, each edge given by its two vertex numbers.
+    nodes : (n_nodes, dim) array or tensor
+        Node coordinates, dim 2 or 3. Kept as a float tensor (float64 unless a float
+        tensor of another dtype is given); it may require grad, for shape derivatives.
+    cells : (n_cells, n_vertices) integer array
+        Vertex numbers of each cell in the order of :mod:`dfem.mesh.cells`
+        (counter-clockwise in 2D; meshio's order in 3D).
+    boundaries : dict of str -> (n_facets, n_facet_vertices) integer array, optional
+        Named sets of boundary facets, each given by its vertex numbers (2 per edge in
+        2D; 3 per triangle face of tetrahedra, 4 per quadrilateral face of hexahedra).
+    cell_type : {"tri", "quad", "tet", "hex"}, optional
+        Checked against the arrays' shapes; by default the shapes decide.
     check : bool
         Run :meth:`check` (reject degenerate or inverted cells, dangling nodes,
-        tags that name no edge of the mesh). Default True.
+        tags that name no facet of the mesh). Default True.
 
     Raises
     ------
@@ -79,35 +138,49 @@ class Mesh:
         If the arrays have the wrong shape or the mesh fails :meth:`check`.
     """
 
-    def __init__(self, nodes, cells, boundaries=None, *, check: bool = True):
+    def __init__(self, nodes, cells, boundaries=None, *, cell_type: str | None = None,
+                 check: bool = True):
         if not torch.is_tensor(nodes):
             nodes = torch.as_tensor(np.asarray(nodes, dtype=np.float64))
         elif not nodes.is_floating_point():
             nodes = nodes.to(torch.float64)
-        if nodes.ndim != 2 or nodes.shape[1] != 2:
+        if nodes.ndim != 2 or nodes.shape[1] not in (2, 3):
             raise MeshError(
-                f"nodes must have shape (n_nodes, 2), got {tuple(nodes.shape)}; "
-                "dfem meshes are two-dimensional (drop a z column of zeros)."
+                f"nodes must have shape (n_nodes, 2) or (n_nodes, 3), got {tuple(nodes.shape)}."
             )
         cells_np = np.asarray(cells.detach().cpu() if torch.is_tensor(cells) else cells)
-        if cells_np.ndim != 2 or cells_np.shape[1] not in (3, 4):
+        if cells_np.ndim != 2:
             raise MeshError(
-                f"cells must have shape (n_cells, 3) for triangles or (n_cells, 4) for "
-                f"quadrilaterals, got {cells_np.shape}."
-            )
+                f"cells must be a 2D array (n_cells, n_vertices), got {cells_np.shape}.")
         if not np.issubdtype(cells_np.dtype, np.integer):
             raise MeshError(f"cells must hold integer vertex numbers, got dtype {cells_np.dtype}.")
+        self.cell_type = cell_type_of(nodes.shape[1], cells_np.shape[1], cell_type)
         self.nodes: torch.Tensor = nodes
         self.cells_np = cells_np.astype(np.int64)
-        self.cell_type = "tri" if cells_np.shape[1] == 3 else "quad"
-        self.boundaries: dict[str, np.ndarray] = {
-            name: np.asarray(edges, dtype=np.int64).reshape(-1, 2)
-            for name, edges in (boundaries or {}).items()
-        }
+        k = self.reference.facets.shape[1]
+        self.boundaries: dict[str, np.ndarray] = {}
+        for name, facets in (boundaries or {}).items():
+            facets = np.asarray(facets, dtype=np.int64)
+            if facets.size and (facets.ndim != 2 or facets.shape[1] != k):
+                raise MeshError(
+                    f"boundary tag {name!r} gives facets of shape {facets.shape}; the facets "
+                    f"of {self.reference.long_name} have {k} vertices, so give an "
+                    f"(n_facets, {k}) array."
+                )
+            self.boundaries[name] = facets.reshape(-1, k)
         if check:
             self.check()
 
     # ------------------------------------------------------------------ basics
+    @property
+    def reference(self) -> ReferenceCell:
+        """The reference cell of this mesh's cell type."""
+        return REFERENCE_CELLS[self.cell_type]
+
+    @property
+    def dim(self) -> int:
+        return self.nodes.shape[1]
+
     @property
     def cells(self) -> torch.Tensor:
         """Cells as an int64 tensor on the nodes' device."""
@@ -140,10 +213,12 @@ class Mesh:
         """A copy of the mesh with its nodes on another device or dtype (topology shared)."""
         return self.with_nodes(self.nodes.to(device=device, dtype=dtype), check=False)
 
+    _TABLES = ("edge_table", "face_table", "facet_neighbours", "boundary_facets")
+
     def with_nodes(self, nodes: torch.Tensor, *, check: bool = True) -> Mesh:
         """The same topology with new node coordinates (e.g. a tensor that requires grad).
 
-        The edge table is shared with this mesh, so spaces built on either reuse it.
+        The entity tables are shared with this mesh, so spaces built on either reuse them.
         """
         if tuple(nodes.shape) != tuple(self.nodes.shape):
             raise MeshError(
@@ -155,44 +230,75 @@ class Mesh:
         moved.cells_np = self.cells_np
         moved.cell_type = self.cell_type
         moved.boundaries = self.boundaries
-        if "edge_table" in self.__dict__:
-            moved.__dict__["edge_table"] = self.__dict__["edge_table"]
+        for name in self._TABLES:
+            if name in self.__dict__:
+                moved.__dict__[name] = self.__dict__[name]
         if check:
-            moved._check_areas()
+            moved._check_orientation()
         return moved
 
     # ------------------------------------------------------------------ topology
     @cached_property
-    def edge_table(self) -> EdgeTable:
-        """Global edges, built once: see :class:`EdgeTable`."""
-        local = LOCAL_EDGES[self.cell_type]
-        pairs = self.cells_np[:, local]  # (E, n_local_edges, 2)
-        flipped = pairs[..., 0] > pairs[..., 1]
-        low, high = (
-            np.minimum(pairs[..., 0], pairs[..., 1]),
-            np.maximum(pairs[..., 0], pairs[..., 1]),
-        )
-        # One int64 key per edge: a 1D unique is much faster than np.unique(axis=0).
-        keys, inverse = np.unique((low * self.n_nodes + high).ravel(), return_inverse=True)
-        edges = np.stack([keys // self.n_nodes, keys % self.n_nodes], axis=1)
-        return EdgeTable(edges=edges, cell_edges=inverse.reshape(pairs.shape[:2]), flipped=flipped)
+    def edge_table(self) -> EntityTable:
+        """Global edges, built once: see :class:`EntityTable`."""
+        return _entity_table(self.cells_np, self.reference.edges, self.n_nodes)
 
     @cached_property
+    def face_table(self) -> EntityTable:
+        """Global faces of a 3D mesh (triangles of tetrahedra, quadrilaterals of hexahedra)."""
+        if self.dim != 3:
+            raise MeshError("face_table exists on 3D meshes; the facets of a 2D mesh are "
+                            "its edges (edge_table).")
+        return _entity_table(self.cells_np, self.reference.facets, self.n_nodes)
+
+    @property
+    def facet_table(self) -> EntityTable:
+        """The facets: edges in 2D, faces in 3D."""
+        return self.edge_table if self.dim == 2 else self.face_table
+
+    @cached_property
+    def facet_neighbours(self) -> np.ndarray:
+        """(n_facets, 2, 2): for each facet, (cell, local facet) on either side; the second
+        row is -1 on boundary facets."""
+        table = self.facet_table
+        n_local = table.cell_entities.shape[1]
+        ids = table.cell_entities.ravel()
+        order = np.argsort(ids, kind="stable")
+        ids = ids[order]
+        first = np.r_[True, ids[1:] != ids[:-1]]
+        result = np.full((len(table), 2, 2), -1, dtype=np.int64)
+        side = np.where(first, 0, 1)
+        result[ids, side, 0] = order // n_local
+        result[ids, side, 1] = order % n_local
+        return result
+
+    def oriented_facets(self, ids: np.ndarray) -> np.ndarray:
+        """Vertex numbers of the facets ``ids`` in the cyclic order of the cell that owns
+        each (the first of :attr:`facet_neighbours`): outward-oriented on the boundary."""
+        owner = self.facet_neighbours[np.asarray(ids, dtype=np.int64), 0]
+        return self.cells_np[owner[:, :1], self.reference.facets[owner[:, 1]]]
+
+    @cached_property
+    def boundary_facets(self) -> np.ndarray:
+        """Vertex numbers (sorted per row) of the facets that belong to exactly one cell."""
+        return self.facet_table.entities[self.facet_neighbours[:, 1, 0] < 0]
+
+    @property
     def boundary_edges(self) -> np.ndarray:
-        """Vertex pairs of the edges that belong to exactly one cell."""
-        table = self.edge_table
-        counts = np.bincount(table.cell_edges.ravel(), minlength=len(table.edges))
-        return table.edges[counts == 1]
+        """The boundary facets of a 2D mesh: vertex pairs of the edges in exactly one cell."""
+        if self.dim != 2:
+            raise MeshError("boundary_edges is for 2D meshes; use boundary_facets in 3D.")
+        return self.boundary_facets
 
     @cached_property
     def boundary_nodes(self) -> np.ndarray:
-        """Sorted numbers of the nodes on boundary edges."""
-        return np.unique(self.boundary_edges)
+        """Sorted numbers of the nodes on boundary facets."""
+        return np.unique(self.boundary_facets)
 
-    def boundary_edge_ids(self, tag: str) -> np.ndarray:
-        """Global edge numbers of the edges tagged ``tag``.
+    def boundary_facet_ids(self, tag: str) -> np.ndarray:
+        """Global facet numbers (rows of :attr:`facet_table`) of the facets tagged ``tag``.
 
-        The tag ``"boundary"``, unless the mesh defines it, names every boundary edge.
+        The tag ``"boundary"``, unless the mesh defines it, names every boundary facet.
 
         Raises
         ------
@@ -201,49 +307,98 @@ class Mesh:
         """
         if tag not in self.boundaries:
             if tag == "boundary":
-                return self.edge_table.lookup(self.boundary_edges)
+                return np.nonzero(self.facet_neighbours[:, 1, 0] < 0)[0]
             known = ", ".join(sorted(self.boundaries)) or "none"
             raise MeshError(
                 f"boundary tag {tag!r} does not exist on this mesh; its tags are: {known} "
                 "(and 'boundary', the whole boundary)."
             )
-        return self.edge_table.lookup(self.boundaries[tag])
+        return self.facet_table.lookup(self.boundaries[tag])
 
-    # ------------------------------------------------------------------ checks
+    boundary_edge_ids = boundary_facet_ids
+
+    # ------------------------------------------------------------------ measures
     def signed_areas(self) -> torch.Tensor:
-        """Signed area of each cell (shoelace formula); positive for counter-clockwise cells.
+        """Signed area of each 2D cell (shoelace formula); positive for counter-clockwise cells.
 
         Coordinates are taken relative to each cell's first vertex, so the areas of
         small cells far from the origin keep their precision.
         """
+        if self.dim != 2:
+            raise MeshError("signed_areas is for 2D meshes; use volumes() in 3D.")
         x = self.nodes[self.cells]
         x = x - x[:, :1, :]
         xn = torch.roll(x, -1, dims=1)
         return 0.5 * (x[..., 0] * xn[..., 1] - xn[..., 0] * x[..., 1]).sum(dim=1)
 
-    def _quad_corner_jacobians(self) -> torch.Tensor:
-        """Jacobian of the bilinear map at each quad corner (twice the corner triangle's area)."""
-        x = self.nodes[self.cells]
-        prev = torch.roll(x, 1, dims=1) - x
-        nxt = torch.roll(x, -1, dims=1) - x
-        return nxt[..., 0] * prev[..., 1] - nxt[..., 1] * prev[..., 0]
+    def volumes(self) -> torch.Tensor:
+        """Signed measure of each cell (area in 2D, volume in 3D), differentiable in the nodes.
 
-    def _check_areas(self) -> None:
+        Exact for straight-sided cells: the shoelace formula in 2D, ``det/6`` for
+        tetrahedra, and for hexahedra the 2x2x2 Gauss rule, exact for the Jacobian
+        determinant of a trilinear map (degree 2 in each variable).
+        """
+        if self.dim == 2:
+            return self.signed_areas()
+        if self.cell_type == "tet":
+            return _det3(*self._simplex_edges().unbind(-1)) / 6.0
+        g = (3 - 3**0.5) / 6
+        points = np.array(np.meshgrid(*[[g, 1 - g]] * 3, indexing="ij")).reshape(3, -1).T
+        return _det3(*self._trilinear_jacobian(points).unbind(-1)).sum(-1) / 8.0
+
+    def _simplex_edges(self) -> torch.Tensor:
+        x = self.nodes[self.cells]
+        return (x[:, 1:] - x[:, :1]).transpose(1, 2)  # (E, dim, dim): columns x_k - x_0
+
+    def _trilinear_jacobian(self, points: np.ndarray) -> torch.Tensor:
+        """``dx/dxi`` (E, n_points, 3, 3) of the trilinear map at reference points."""
+        r = self.reference.vertices  # (8, 3) in {0, 1}
+        factors = r[None] * points[:, None] + (1 - r[None]) * (1 - points[:, None])
+        grads = np.empty((len(points), 8, 3))
+        for j in range(3):
+            others = [k for k in range(3) if k != j]
+            grads[:, :, j] = (2 * r[None, :, j] - 1) * factors[:, :, others].prod(-1)
+        table = torch.as_tensor(grads, dtype=self.dtype, device=self.device)
+        return torch.einsum("eai,qaj->eqij", self.nodes[self.cells], table)
+
+    def corner_jacobians(self, nodes: torch.Tensor | None = None) -> torch.Tensor:
+        """Jacobian determinant of the cell map at each corner, (n_cells, n_vertices).
+
+        For simplices the map is affine (every corner has the same value: twice the area,
+        six times the volume); for quadrilaterals and hexahedra the value at a corner is
+        the determinant of its edges along the reference axes, the Jacobian there. A cell
+        is valid when every corner value is positive.
+        """
+        x = (self.nodes if nodes is None else nodes)[self.cells]
+        cell = self.reference
+        if cell.simplex:
+            edges = (x[:, 1:] - x[:, :1]).transpose(1, 2)
+            det = _det(edges)
+            return det[:, None].expand(-1, cell.n_vertices)
+        # the neighbour of vertex v along axis j, and the sign that makes it d x / d xi_j
+        neighbour, r = cell.axis_neighbours, cell.vertices
+        sign = torch.as_tensor(1.0 - 2.0 * r, dtype=x.dtype, device=x.device)  # (nv, dim)
+        columns = (x[:, neighbour] - x[:, :, None]) * sign[None, :, :, None]  # (E, nv, j, i)
+        return _det(columns.transpose(-1, -2))
+
+    # ------------------------------------------------------------------ checks
+    def _check_orientation(self) -> None:
         with torch.no_grad():
             x = self.nodes[self.cells]
             # degenerate relative to the cell's own size, wherever the cell sits
-            size = (x - torch.roll(x, 1, dims=1)).abs().amax(dim=(1, 2))
-            tol = 1e-12 * size**2
-            measure = self.signed_areas()
-            if self.cell_type == "quad":
-                measure = torch.minimum(measure, 0.5 * self._quad_corner_jacobians().amin(dim=1))
-            bad = torch.nonzero(measure <= tol).ravel()
+            size = (x - x[:, :1]).abs().amax(dim=(1, 2))
+            measure = self.corner_jacobians().amin(dim=1)
+            bad = torch.nonzero(measure <= 1e-12 * size**self.dim).ravel()
         if len(bad):
             first = bad[:5].tolist()
+            what = "area" if self.dim == 2 else "volume"
+            order = ("counter-clockwise" if self.dim == 2 else
+                     "in meshio's order with a positive Jacobian")
             raise MeshError(
-                f"{len(bad)} cell(s) have zero or negative area (inverted or degenerate), "
-                f"e.g. cell(s) {first} with vertices {self.cells_np[first[0]].tolist()}. "
-                "Order each cell's vertices counter-clockwise and remove collapsed cells."
+                f"{len(bad)} cell(s) have zero or negative {what} or a non-positive Jacobian "
+                f"at a corner (inverted or degenerate), e.g. cell(s) {first} with vertices "
+                f"{self.cells_np[first[0]].tolist()}. Order each cell's vertices {order} and "
+                "remove collapsed cells."
             )
 
     def check(self) -> None:
@@ -252,10 +407,10 @@ class Mesh:
         Raises
         ------
         MeshError
-            On vertex numbers out of range, repeated vertices in a cell, cells with
-            zero or negative area (for quads: a non-positive Jacobian at any corner,
-            i.e. a non-convex or twisted cell), nodes that belong to no cell
-            (dangling nodes), or boundary tags that name edges the mesh does not have.
+            On vertex numbers out of range, repeated vertices in a cell, inverted or
+            degenerate cells (a non-positive Jacobian at any corner: for quads and
+            hexes also non-convex or twisted cells), nodes that belong to no cell
+            (dangling nodes), or boundary tags that name facets the mesh does not have.
         """
         cells = self.cells_np
         if cells.size and (cells.min() < 0 or cells.max() >= self.n_nodes):
@@ -272,7 +427,7 @@ class Mesh:
                 f"{len(repeated)} cell(s) repeat a vertex (degenerate), e.g. cell "
                 f"{repeated[0]} = {cells[repeated[0]].tolist()}."
             )
-        self._check_areas()
+        self._check_orientation()
         used = np.zeros(self.n_nodes, dtype=bool)
         used[cells.ravel()] = True
         if not used.all():
@@ -282,20 +437,35 @@ class Mesh:
                 f"{dangling[:5].tolist()}. Remove them (dfem.mesh.remove_unused_nodes) "
                 "before building the mesh."
             )
-        for name, pairs in self.boundaries.items():
-            ids = self.edge_table.lookup(pairs) if len(pairs) else np.zeros(0, np.int64)
+        kind, article = ("edge", "an") if self.dim == 2 else ("face", "a")
+        for name, facets in self.boundaries.items():
+            ids = self.facet_table.lookup(facets) if len(facets) else np.zeros(0, np.int64)
             if (ids < 0).any():
-                bad = pairs[ids < 0][0].tolist()
+                bad = facets[ids < 0][0].tolist()
                 raise MeshError(
-                    f"boundary tag {name!r} names edge {bad}, which is not an edge of any cell."
+                    f"boundary tag {name!r} names {kind} {bad}, which is not {article} {kind} "
+                    f"of any cell ({int((ids < 0).sum())} of its {len(ids)} facets are not)."
                 )
 
 
-def remove_unused_nodes(nodes, cells, boundaries=None):
-    """Drop nodes that no cell uses and renumber cells and boundary edges.
+def _det3(a, b, c) -> torch.Tensor:
+    """``det [a b c]`` of column vectors (..., 3), as the triple product ``a . (b x c)``."""
+    return (a * torch.linalg.cross(b, c, dim=-1)).sum(-1)
 
-    Boundary edges that touch a dropped node cannot be edges of any cell, so they are
-    dropped too (the rest of their tag is kept).
+
+def _det(m: torch.Tensor) -> torch.Tensor:
+    """Determinants of (..., d, d) matrices for d = 2, 3 in closed form (batched, exact
+    enough for the orientation test and cheaper than an LU per cell)."""
+    if m.shape[-1] == 2:
+        return m[..., 0, 0] * m[..., 1, 1] - m[..., 0, 1] * m[..., 1, 0]
+    return _det3(m[..., :, 0], m[..., :, 1], m[..., :, 2])
+
+
+def remove_unused_nodes(nodes, cells, boundaries=None):
+    """Drop nodes that no cell uses and renumber cells and boundary facets.
+
+    Boundary facets that touch a dropped node cannot be facets of any cell, so they
+    are dropped too (the rest of their tag is kept).
 
     Returns
     -------
@@ -310,7 +480,8 @@ def remove_unused_nodes(nodes, cells, boundaries=None):
     used[cells.ravel()] = True
     new_number = np.cumsum(used) - 1
     compact = {}
-    for name, edges in (boundaries or {}).items():
-        edges = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
-        compact[name] = new_number[edges[used[edges].all(axis=1)]]
+    for name, facets in (boundaries or {}).items():
+        facets = np.asarray(facets, dtype=np.int64)
+        facets = facets.reshape(-1, facets.shape[-1] if facets.ndim == 2 else 2)
+        compact[name] = new_number[facets[used[facets].all(axis=1)]]
     return nodes[used], new_number[cells], compact

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from xml.sax.saxutils import quoteattr
+from xml.sax.saxutils import escape, quoteattr
 
 import meshio
 import numpy as np
@@ -13,7 +13,7 @@ import torch
 from dfem.errors import DfemError
 from dfem.fileio import write_atomically
 from dfem.mesh.mesh import Mesh
-from dfem.mesh.read import _MESHIO_TYPE
+from dfem.mesh.read import _MESHIO_FACET, _MESHIO_TYPE
 
 #: Extensions :func:`write_mesh` writes.
 WRITERS = (".msh", ".vtk", ".vtu", ".xdmf")
@@ -33,20 +33,25 @@ def write_mesh(path, mesh: Mesh, point_data=None, cell_data=None, *, cell_tags=N
     path : str or path-like
         ``.msh`` (gmsh 2.2 ASCII, with physical groups and ``$PhysicalNames``),
         ``.vtu`` (tags as ``"boundary"`` cell data, names as ``FieldData``),
-        ``.vtk`` or ``.xdmf`` (needs h5py; tags as ``"boundary"`` cell data, no names).
+        ``.xdmf`` (needs h5py; data inline as XML, tags as ``"boundary"`` cell data,
+        names in an ``Information`` element, as meshio reads them) or ``.vtk`` (tags as
+        ``"boundary"`` cell data, no names).
     mesh : Mesh
-        The mesh. Nodes are written with z = 0; each boundary tag's edges as line cells.
+        The mesh, 2D or 3D: its cells as one block of triangles, quadrilaterals,
+        tetrahedra or hexahedra, and its boundary tags' facets as one block of facet
+        cells (lines in 2D, triangles of tetrahedra, quadrilaterals of hexahedra), each
+        facet with its tag's number. The nodes of a 2D mesh are written with z = 0.
     point_data : dict of str -> (n_nodes, ...) array or tensor, optional
         Nodal fields.
     cell_data : dict of str -> (n_cells, ...) array or tensor, optional
-        Cell fields (line cells get NaN, or 0 for integer fields).
+        Cell fields (the facet cells get NaN, or 0 for integer fields).
     cell_tags : dict of str -> int array, optional
-        Named sets of cell numbers, written as tags of the 2D cells (a cell may be in one
-        set at most).
+        Named sets of cell numbers, written as tags of the mesh's cells (a cell may be in
+        one set at most).
     vectors : sequence of str
-        Names of point or cell fields that are vectors in the mesh's plane, (n, dim):
-        written with 3 components (z = 0 in 2D), which ParaView needs to treat them as
-        vectors (glyphs, "Warp By Vector").
+        Names of point or cell fields that are vectors, (n, dim): written with 3
+        components (z = 0 in 2D; 3D vectors as they are), which ParaView needs to treat
+        them as vectors (glyphs, "Warp By Vector").
 
     Raises
     ------
@@ -69,6 +74,7 @@ def write_mesh(path, mesh: Mesh, point_data=None, cell_data=None, *, cell_tags=N
     point_data = _as_3d_vectors(point_data, vectors, "point_data")
     cell_data = _as_3d_vectors(cell_data, vectors, "cell_data")
     raw, names = _to_meshio(mesh, point_data, cell_data, cell_tags, gmsh=ext == ".msh")
+
     def write(tmp: str) -> None:
         try:
             if ext == ".msh":
@@ -82,6 +88,7 @@ def write_mesh(path, mesh: Mesh, point_data=None, cell_data=None, *, cell_tags=N
             else:
                 # Inline XML data: an HDF5 side file would be named after the temporary file.
                 meshio.xdmf.write(tmp, raw, data_format="XML")
+                _add_xdmf_information(Path(tmp), names)
         except ImportError as err:
             raise DfemError(f"writing {path} needs the package {err.name!r}: {err}") from err
         except (meshio.WriteError, ValueError, KeyError) as err:
@@ -117,11 +124,13 @@ def _numpy(value) -> np.ndarray:
 
 def _to_meshio(mesh: Mesh, point_data, cell_data, cell_tags, gmsh: bool):
     nodes = _numpy(mesh.nodes).astype(np.float64)
-    points = np.column_stack([nodes, np.zeros(len(nodes))])  # VTK and gmsh want 3D points
+    if mesh.dim == 2:  # VTK and gmsh want 3D points
+        nodes = np.column_stack([nodes, np.zeros(len(nodes))])
 
-    # Tag numbers start at 1: 0 means "no tag" to read_mesh, gmsh and medit.
+    # Tag numbers start at 1: 0 means "no tag" to read_mesh, gmsh and medit. Field data
+    # gives each name its number and the dimension of the cells it tags.
     boundary = {k: v for k, v in mesh.boundaries.items() if len(v)}
-    field_data = {name: np.array([i + 1, 1]) for i, name in enumerate(boundary)}
+    field_data = {name: np.array([i + 1, mesh.dim - 1]) for i, name in enumerate(boundary)}
     cell_values = np.zeros(mesh.n_cells, dtype=np.int64)
     for i, (name, cells) in enumerate((cell_tags or {}).items()):
         cells = _numpy(cells).astype(np.int64).ravel()
@@ -132,20 +141,21 @@ def _to_meshio(mesh: Mesh, point_data, cell_data, cell_tags, gmsh: bool):
         if (cell_values[cells] != 0).any():
             raise DfemError(f"cell tag {name!r} shares cells with another cell tag.")
         cell_values[cells] = i + 1
-        field_data[name] = np.array([i + 1, 2])
+        field_data[name] = np.array([i + 1, mesh.dim])
 
     blocks = [meshio.CellBlock(_MESHIO_TYPE[mesh.cell_type], mesh.cells_np)]
     tag_arrays = [cell_values]
     if boundary:
-        edges = np.concatenate(list(boundary.values()))
+        facets = np.concatenate(list(boundary.values()))
         values = np.repeat(np.arange(1, len(boundary) + 1), [len(v) for v in boundary.values()])
-        blocks.append(meshio.CellBlock("line", edges))
+        blocks.append(meshio.CellBlock(_MESHIO_FACET[mesh.reference.facet_type], facets))
         tag_arrays.append(values)
 
     data = {}
     for name, value in (cell_data or {}).items():
         value = _rows(value, f"cell_data {name!r}", mesh.n_cells, "cells")
-        data[name] = [value] + [_filler(value, len(b)) for b in blocks[1:]]
+        data[name] = [_plain(v, gmsh) for v in
+                      [value] + [_filler(value, len(b)) for b in blocks[1:]]]
     if gmsh:
         data["gmsh:physical"] = tag_arrays
         data["gmsh:geometrical"] = tag_arrays
@@ -154,8 +164,8 @@ def _to_meshio(mesh: Mesh, point_data, cell_data, cell_tags, gmsh: bool):
 
     nodal = {}
     for name, value in (point_data or {}).items():
-        nodal[name] = _rows(value, f"point_data {name!r}", mesh.n_nodes, "nodes")
-    raw = meshio.Mesh(points, blocks, point_data=nodal, cell_data=data, field_data=field_data)
+        nodal[name] = _plain(_rows(value, f"point_data {name!r}", mesh.n_nodes, "nodes"), gmsh)
+    raw = meshio.Mesh(nodes, blocks, point_data=nodal, cell_data=data, field_data=field_data)
     return raw, field_data
 
 
@@ -165,6 +175,17 @@ def _rows(value, label: str, n: int, what: str) -> np.ndarray:
     if len(value) != n:
         raise DfemError(f"{label} has {len(value)} rows, the mesh has {n} {what}.")
     return value
+
+
+def _plain(value: np.ndarray, gmsh: bool) -> np.ndarray:
+    """For gmsh: the values as Python numbers (an object array). meshio's ASCII gmsh
+    writer formats each value with ``repr``, which under numpy 2 writes
+    ``np.float64(0.5)`` instead of ``0.5``, a file no reader parses."""
+    if not gmsh:
+        return value
+    plain = np.empty(value.shape, dtype=object)
+    plain[...] = value.tolist() if value.ndim else value.item()
+    return plain
 
 
 def _filler(value: np.ndarray, n: int) -> np.ndarray:
@@ -189,3 +210,23 @@ def _add_vtu_field_data(path: Path, names: dict) -> None:
         raise DfemError(f"unexpected VTU layout from meshio in {path}; cannot add tag names.")
     at += len(anchor)
     path.write_bytes(text[:at] + f"<FieldData>{arrays}</FieldData>".encode() + text[at:])
+
+
+def _add_xdmf_information(path: Path, names: dict) -> None:
+    # meshio's XDMF writer drops field data, but its reader takes the tag names from an
+    # Information element of the grid holding <map key="name" dim="d">tag</map> entries;
+    # add that element (its text escaped XML; readers that do not know it skip it).
+    if not names:
+        return
+    maps = "".join(
+        f"<map key={quoteattr(name)} dim=\"{int(value[1])}\">{int(value[0])}</map>"
+        for name, value in names.items()
+    )
+    text = path.read_bytes()
+    at = text.find(b"<Grid ")
+    at = text.find(b">", at) if at >= 0 else -1
+    if at < 0:
+        raise DfemError(f"unexpected XDMF layout from meshio in {path}; cannot add tag names.")
+    info = (f'<Information Name="Information" Value="{len(names)}">'
+            f"{escape(f'<main>{maps}</main>')}</Information>")
+    path.write_bytes(text[:at + 1] + info.encode() + text[at + 1:])

@@ -80,8 +80,10 @@ def test_vertex_index_out_of_range(bad):
 
 
 def test_bad_shapes_and_values():
-    with pytest.raises(MeshError, match=r"nodes must have shape \(n_nodes, 2\)"):
+    with pytest.raises(MeshError, match=r"drop a z column"):
         Mesh(np.zeros((4, 3)), TWO_TRIANGLES)
+    with pytest.raises(MeshError, match=r"nodes must have shape \(n_nodes, 2\)"):
+        Mesh(np.zeros((4, 4)), TWO_TRIANGLES)
     with pytest.raises(MeshError, match="cells must have shape"):
         Mesh(SQUARE, [[0, 1]])
     with pytest.raises(MeshError, match="integer vertex numbers"):
