@@ -207,7 +207,8 @@ def test_validate_and_cases_cover_the_elastic_cases(capsys):
     elastic = [p for p in case_files(ROOT / "cases") if Case.load(p).elastic]
     with_exact = [p.name for p in elastic if "u" in Case.load(p).data.get("exact", {})]
     assert with_exact == ["elasticity_manufactured.toml"]
-    assert {p.name for p in elastic} == {"cantilever.toml", "cook_membrane.toml",
+    assert {p.name for p in elastic} == {"cantilever.toml", "cantilever_3d.toml",
+                                         "cook_membrane.toml",
                                          "elasticity_manufactured.toml",
                                          "hyperelastic_block.toml", "plate_hole_iga.toml"}
     assert main(["cases"]) == 0
@@ -217,8 +218,8 @@ def test_validate_and_cases_cover_the_elastic_cases(capsys):
 
 
 @pytest.mark.parametrize("name", [
-    "cantilever.toml", "cook_membrane.toml", "elasticity_manufactured.toml",
-    "plate_hole_iga.toml",
+    "cantilever.toml", "cantilever_3d.toml", "cook_membrane.toml",
+    "elasticity_manufactured.toml", "plate_hole_iga.toml",
     # about 10 s as shipped; test_elastic_case.py runs it on a 4 x 4 mesh by default
     pytest.param("hyperelastic_block.toml", marks=pytest.mark.slow),
 ])
@@ -235,6 +236,9 @@ def test_shipped_elastic_cases_solve_through_the_cli(name, tmp_path, capsys):
     assert "max_displacement" in capsys.readouterr().out
     if name == "cantilever.toml":
         assert report["probes"][0]["u"][1] == pytest.approx(-0.04023, rel=1e-3)
+    if name == "cantilever_3d.toml":
+        assert report["probes"][0]["u"][1] == pytest.approx(-0.03994, rel=1e-3)
+        assert report["reactions"]["left"][1] == pytest.approx(1.0, rel=1e-9)
     if name == "cook_membrane.toml":
         assert report["probes"][0]["u"][1] == pytest.approx(23.95, abs=0.01)
     if name == "elasticity_manufactured.toml":

@@ -4,7 +4,7 @@ point evaluation."""
 from dfem.basis.dofmap import DofMap, build_dofmap
 from dfem.basis.lagrange import LagrangeElement, element
 from dfem.basis.mapping import CellGeometry
-from dfem.basis.probes import PointEvaluation, locate_points, probe_matrix
+from dfem.basis.probes import PointEvaluation, locate_points, points_inside, probe_matrix
 from dfem.basis.space import FacetGeometry, FunctionSpace
 from dfem.basis.vector import VectorSpace
 
@@ -19,5 +19,6 @@ __all__ = [
     "build_dofmap",
     "element",
     "locate_points",
+    "points_inside",
     "probe_matrix",
 ]

@@ -27,9 +27,7 @@ import torch
 from dfem.basis.lagrange import LagrangeElement, geometry_element
 from dfem.basis.mapping import cofactors, determinant
 from dfem.mesh.cells import REFERENCE_CELLS
-from dfem.quadrature.rules import line_rule, quad_rule, triangle_rule
-
-_FACET_RULES = {"line": line_rule, "tri": triangle_rule, "quad": quad_rule}
+from dfem.quadrature.rules import facet_rule
 
 
 @cache
@@ -58,8 +56,7 @@ def reference_facets(cell_type: str) -> tuple[np.ndarray, ...]:
 def facet_points(cell_type: str, degree: int) -> tuple[np.ndarray, np.ndarray]:
     """The facet rule mapped into each local facet of the reference cell: points
     (L, n_q, dim) and weights (L, n_q) including the facet's measure factor."""
-    cell = REFERENCE_CELLS[cell_type]
-    s, w = _FACET_RULES[cell.facet_type](degree)
+    s, w = facet_rule(cell_type, degree)
     origin, axes, _, scale = reference_facets(cell_type)
     xi = origin[:, None, :] + np.einsum("lij,qj->lqi", axes, s)
     return xi, scale[:, None] * w[None, :]

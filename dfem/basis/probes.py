@@ -1,25 +1,22 @@
 """Point location and point evaluation of finite element functions.
 
 :func:`locate_points` finds a cell containing each point and the point's reference
-coordinates there (reference cells and vertex order of :mod:`dfem.basis.lagrange`).
-A point's candidate cells are those whose bounding boxes touch its bin of a uniform
-grid, tested in chunks so that memory stays bounded; a candidate is accepted when the
-point lies on the inner side of every edge of the (convex, counter-clockwise) cell.
-Triangles are inverted with one linear solve, quadrilaterals with Newton's method on
-the bilinear map
-
-.. math:: x(\\xi) = x_0 + (x_1 - x_0)\\,\\xi_1 + (x_3 - x_0)\\,\\xi_2
-          + (x_0 - x_1 + x_2 - x_3)\\,\\xi_1 \\xi_2 .
+coordinates there (reference cells and vertex order of :mod:`dfem.mesh.cells`), on 2D
+and 3D meshes alike: a bin grid gives each point its candidate cells, tested in chunks of
+bounded memory; a candidate is accepted when the point's reference coordinates in it lie
+in the reference cell up to ``tol`` (barycentric coordinates on triangles and tetrahedra,
+Newton's method on the bilinear / trilinear map of quadrilaterals and hexahedra). The
+search is in :mod:`dfem.basis.location`.
 
 :class:`PointEvaluation` stores the located cells and the basis values there, so that
 ``u(x_i) = sum_a u[cell_dofs[c_i, a]] phi_a(xi_i)`` is one gather and one sum, batched
 over leading dimensions of ``u`` and differentiable in ``u``. :func:`probe_matrix` is the
-same map as a sparse matrix.
+same map as a sparse matrix; :func:`points_inside` tells which points some cell contains
+(no error for the others).
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 import warnings
 
@@ -27,28 +24,39 @@ import numpy as np
 import torch
 
 from dfem.basis.lagrange import LagrangeElement
+from dfem.basis.location import first_containing
 from dfem.errors import DfemError
 from dfem.mesh.mesh import Mesh
 
-#: Candidate point-cell pairs tested per chunk of the search.
+#: Candidate point-cell pairs tested per chunk of the search (quadrilaterals; scaled by
+#: ``8 / (n_vertices * dim)`` for the other cells).
 _PAIR_BUDGET = 2**22
-_NEWTON_STEPS = 6  # Newton steps always taken on quadrilaterals ...
-_NEWTON_MAX = 40  # ... and the most taken before giving up
+
+_AXES = "xyz"
+_MAPS = {"quad": "bilinear map of the quadrilateral", "hex": "trilinear map of the hexahedron"}
 
 
 def _as_points(points, mesh: Mesh) -> torch.Tensor:
+    d = mesh.dim
+    names = ", ".join(_AXES[:d])
     if torch.is_tensor(points):
         x = points.detach().to(dtype=mesh.dtype, device=mesh.device)
     else:
         try:
             x = torch.as_tensor(np.asarray(points, dtype=np.float64), device=mesh.device)
         except (TypeError, ValueError) as exc:
-            raise DfemError(f"points must be an (n, 2) array of numbers: {exc}.") from None
+            raise DfemError(f"points must be an (n, {d}) array of numbers: {exc}.") from None
         x = x.to(mesh.dtype)
-    if x.ndim != 2 or x.shape[1] != 2:
+    if x.ndim == 2 and x.shape[1] != d and x.shape[1] in (2, 3):
         raise DfemError(
-            f"points must have shape (n, 2), got {tuple(x.shape)}; give one (x, y) row per "
-            "point (a single point as [[x, y]])."
+            f"points must have shape (n, {d}) on this {d}D mesh of "
+            f"{mesh.reference.long_name}, got {tuple(x.shape)}: give {d} coordinates "
+            f"({names}) per point."
+        )
+    if x.ndim != 2 or x.shape[1] != d:
+        raise DfemError(
+            f"points must have shape (n, {d}), got {tuple(x.shape)}; give one ({names}) row "
+            f"per point (a single point as [[{names}]])."
         )
     bad = torch.nonzero(~torch.isfinite(x).all(dim=1)).ravel()
     if len(bad):
@@ -59,97 +67,24 @@ def _as_points(points, mesh: Mesh) -> torch.Tensor:
     return x
 
 
-def _expand(counts: torch.Tensor):
-    """Owner and rank within its owner of each of ``counts.sum()`` items (owner i has
-    ``counts[i]`` items)."""
-    owner = torch.repeat_interleave(torch.arange(len(counts), device=counts.device), counts)
-    first = torch.cumsum(counts, 0) - counts
-    return owner, torch.arange(len(owner), device=counts.device) - first[owner]
+def _check_tol(tol) -> float:
+    if not (isinstance(tol, (int, float)) and 0 <= tol < math.inf):
+        raise DfemError(f"tol must be a finite number >= 0, got {tol!r}.")
+    return float(tol)
 
 
-def _first_containing(xv: torch.Tensor, x: torch.Tensor, tol: float) -> torch.Tensor:
-    """For each point, the containing cell of smallest number, or -1.
-
-    The cells' bounding boxes are binned on a uniform grid of about ``n_cells`` bins;
-    the candidates of a point are the cells registered in its bin, tested in chunks of
-    at most about ``_PAIR_BUDGET`` point-cell pairs.
-    """
-    n, n_cells = len(x), len(xv)
-    edges = torch.roll(xv, -1, dims=1) - xv  # (E, nv, 2), counter-clockwise
-    length = torch.linalg.vector_norm(edges, dim=2)
-    slack = tol * length.amax(dim=1)  # distance a point may lie outside, per cell
-    lo, hi = xv.amin(dim=1) - slack[:, None], xv.amax(dim=1) + slack[:, None]
-    origin, extent = lo.amin(dim=0), hi.amax(dim=0) - lo.amin(dim=0)
-    shape = (extent / (extent.prod() / n_cells).sqrt()).ceil().clamp(min=1)
-    size, top = extent / shape, shape - 1
-
-    def bin_of(y):  # (m, 2) bin indices, clamped to the grid
-        return torch.minimum(((y - origin) / size).floor().clamp(min=0), top).long()
-
-    i0, i1 = bin_of(lo), bin_of(hi)
-    width = i1 - i0 + 1
-    cell, rank = _expand(width.prod(dim=1))
-    nx, n_bins = int(shape[0]), int(shape.prod())
-    bins = (i0[cell, 1] + rank // width[cell, 0]) * nx + i0[cell, 0] + rank % width[cell, 0]
-    bin_cells = cell[torch.argsort(bins, stable=True)]  # ascending cell numbers in each bin
-    start = torch.zeros(n_bins + 1, dtype=torch.int64, device=x.device)
-    start[1:] = torch.cumsum(torch.bincount(bins, minlength=n_bins), 0)
-
-    point_bin = bin_of(x) @ torch.tensor([1, nx], device=x.device)
-    counts = start[point_bin + 1] - start[point_bin]
-    key = (torch.cumsum(counts, 0) - counts) // _PAIR_BUDGET  # chunk of each point
-    bounds = torch.searchsorted(key, torch.unique(key)).tolist() + [n]
-    cells = torch.full((n,), -1, dtype=torch.int64, device=x.device)
-    for a, b in itertools.pairwise(bounds):
-        pi, rank = _expand(counts[a:b])  # sorted by point, then cell
-        ci = bin_cells[start[point_bin[a:b]][pi] + rank]
-        rel = x[a:b][pi, None, :] - xv[ci]  # (K, nv, 2)
-        cross = edges[ci, :, 0] * rel[..., 1] - edges[ci, :, 1] * rel[..., 0]
-        inside = (cross >= -(slack[ci, None] * length[ci])).all(dim=1)
-        pi, ci = pi[inside], ci[inside]
-        first = torch.ones_like(pi, dtype=torch.bool)
-        first[1:] = pi[1:] != pi[:-1]
-        cells[a + pi[first]] = ci[first]
-    return cells
-
-
-def _reference_coordinates(xv: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Reference coordinates of points ``x`` (n, 2) in cells with vertices ``xv`` (n, nv, 2)."""
-    d = x - xv[:, 0]
-    a1 = xv[:, 1] - xv[:, 0]
-    if xv.shape[1] == 3:  # affine: solve [x1 - x0, x2 - x0] xi = x - x0
-        a2 = xv[:, 2] - xv[:, 0]
-        det = a1[:, 0] * a2[:, 1] - a1[:, 1] * a2[:, 0]
-        return torch.stack(
-            [d[:, 0] * a2[:, 1] - d[:, 1] * a2[:, 0], a1[:, 0] * d[:, 1] - a1[:, 1] * d[:, 0]],
-            dim=1,
-        ) / det[:, None]
-    a2 = xv[:, 3] - xv[:, 0]
-    a3 = xv[:, 0] - xv[:, 1] + xv[:, 2] - xv[:, 3]
-    scale = xv.abs().amax(dim=(1, 2)) + torch.linalg.vector_norm(a1, dim=1)
-    limit = 100 * torch.finfo(x.dtype).eps * scale
-    xi = torch.full_like(x, 0.5)
-    for step in range(_NEWTON_MAX + 1):
-        s, t = xi[:, 0:1], xi[:, 1:2]
-        r = a1 * s + a2 * t + a3 * (s * t) - d
-        converged = torch.linalg.vector_norm(r, dim=1) <= limit
-        if step == _NEWTON_MAX or (step >= _NEWTON_STEPS and bool(converged.all())):
-            break
-        c1, c2 = a1 + a3 * t, a2 + a3 * s  # columns of the Jacobian
-        det = c1[:, 0] * c2[:, 1] - c1[:, 1] * c2[:, 0]
-        delta = torch.stack(
-            [r[:, 0] * c2[:, 1] - r[:, 1] * c2[:, 0], c1[:, 0] * r[:, 1] - c1[:, 1] * r[:, 0]],
-            dim=1,
-        ) / det[:, None]
-        xi = (xi - delta).clamp(-0.5, 1.5)  # the solution lies in [0, 1]^2
-    if not bool(converged.all()):
-        bad = torch.nonzero(~converged).ravel()[:5].tolist()
+def _raise_stuck(mesh: Mesh, stuck: torch.Tensor) -> None:
+    bad = torch.nonzero(stuck).ravel()
+    if len(bad):
         raise DfemError(
-            f"Newton's method did not invert the bilinear map of the quadrilateral for "
-            f"{int((~converged).sum())} point(s), e.g. point(s) {bad}; the cells there "
+            f"Newton's method did not invert the {_MAPS[mesh.cell_type]} for "
+            f"{len(bad)} point(s), e.g. point(s) {bad[:5].tolist()}; the cells there "
             "are nearly degenerate: improve the mesh quality."
         )
-    return xi
+
+
+def _coordinates(v) -> str:
+    return "(" + ", ".join(f"{c:.6g}" for c in v) + ")"
 
 
 def locate_points(mesh: Mesh, points, tol: float = 1e-10):
@@ -158,46 +93,64 @@ def locate_points(mesh: Mesh, points, tol: float = 1e-10):
     Parameters
     ----------
     mesh : Mesh
-    points : (n, 2) tensor or array-like
-        Physical points; converted to the mesh's dtype and device.
+        A 2D (triangles, quadrilaterals) or 3D (tetrahedra, hexahedra) mesh.
+    points : (n, dim) tensor or array-like
+        Physical points, ``dim = mesh.dim``; converted to the mesh's dtype and device.
     tol : float
-        Points up to ``tol`` times a cell's longest edge outside that cell count as
-        inside it (so that points on edges and on the boundary are found despite
-        rounding).
+        Points whose reference coordinates lie up to ``tol`` outside the reference cell
+        count as inside it (so that points on facets, edges and the boundary are found
+        despite rounding); in physical terms about ``tol`` times the cell's size.
 
     Returns
     -------
     cells : (n,) int64 tensor
-        A cell containing each point (for points on shared edges or vertices, any of
-        the cells that contain it).
-    xi : (n, 2) tensor
+        A cell containing each point: of the cells that contain it (points on shared
+        facets, edges or vertices), the one of smallest number.
+    xi : (n, dim) tensor
         Reference coordinates, ``x(xi) = points`` for the cell's P1/Q1 geometry map
-        (:func:`dfem.basis.lagrange.geometry_element`), in the reference triangle
-        ``(0,0), (1,0), (0,1)`` or square ``[0, 1]^2``. Not differentiable in the nodes.
+        (:func:`dfem.basis.lagrange.geometry_element`), in the reference simplex or
+        ``[0, 1]^dim`` (:mod:`dfem.mesh.cells`). Not differentiable in the nodes.
 
     Raises
     ------
     DfemError
-        If ``points`` is not (n, 2), has NaN or infinite entries, or some points lie
-        outside every cell (the message counts them and lists the first few).
+        If ``points`` is not (n, dim) (e.g. 2 coordinates per point on a 3D mesh), has
+        NaN or infinite entries, or some points lie outside every cell (the message
+        counts them, lists the first few and gives the mesh's bounding box).
     """
-    if not (isinstance(tol, (int, float)) and 0 <= tol < math.inf):
-        raise DfemError(f"tol must be a finite number >= 0, got {tol!r}.")
+    tol = _check_tol(tol)
     x = _as_points(points, mesh)
-    xv = mesh.nodes.detach()[mesh.cells]  # (E, nv, 2)
-    cells = _first_containing(xv, x, float(tol))
+    cells, xi, stuck = first_containing(mesh, x, tol, _PAIR_BUDGET)
+    _raise_stuck(mesh, stuck)
     outside = torch.nonzero(cells < 0).ravel()
     if len(outside):
-        shown = ", ".join(
-            f"point {i} at ({x[i, 0]:.6g}, {x[i, 1]:.6g})" for i in outside[:5].tolist()
-        )
+        shown = ", ".join(f"point {i} at {_coordinates(x[i].tolist())}"
+                          for i in outside[:5].tolist())
         lo, hi = mesh.nodes.detach().amin(dim=0).tolist(), mesh.nodes.detach().amax(dim=0).tolist()
+        box = " x ".join(f"[{a:.6g}, {b:.6g}]" for a, b in zip(lo, hi, strict=True))
         raise DfemError(
             f"{len(outside)} of {len(x)} point(s) lie outside the mesh, e.g. {shown}. Points "
-            f"must lie inside the mesh's domain (its bounding box is [{lo[0]:.6g}, "
-            f"{hi[0]:.6g}] x [{lo[1]:.6g}, {hi[1]:.6g}]): drop or move the points outside."
+            f"must lie inside the mesh's domain (its bounding box is {box}): drop or move "
+            "the points outside."
         )
-    return cells, _reference_coordinates(xv[cells], x)
+    return cells, xi
+
+
+def points_inside(mesh: Mesh, points, tol: float = 1e-10) -> torch.Tensor:
+    """(n,) bool tensor: which points some cell of the mesh contains (as
+    :func:`locate_points` decides, without an error for the others), e.g. to keep the
+    points of a grid over the bounding box that lie in the domain.
+
+    Raises
+    ------
+    DfemError
+        For points that are not (n, dim) or not finite, or a Newton iteration that does
+        not converge (nearly degenerate cells).
+    """
+    cells, _, stuck = first_containing(
+        mesh, _as_points(points, mesh), _check_tol(tol), _PAIR_BUDGET)
+    _raise_stuck(mesh, stuck)
+    return cells >= 0
 
 
 class PointEvaluation:
@@ -209,8 +162,8 @@ class PointEvaluation:
         A Lagrange space (P1-P3, Q1-Q3), scalar or vector-valued: a vector field's values
         come back as (..., n_points, d). An isogeometric space gives an
         :class:`~dfem.basis.nurbs.points.IsogeometricPointEvaluation` (same call).
-    points : (n, 2) tensor or array-like
-        Points inside the mesh's domain, located once with :func:`locate_points`.
+    points : (n, dim) tensor or array-like
+        Points inside the mesh's domain (2D or 3D), located once with :func:`locate_points`.
     tol : float
         Passed to :func:`locate_points`.
 
@@ -218,7 +171,7 @@ class PointEvaluation:
     ----------
     cells : (n,) int64 tensor
         The cell of each point.
-    xi : (n, 2) tensor
+    xi : (n, dim) tensor
         Reference coordinates of each point in its cell.
     dofs : (n, n_basis) int64 tensor
         ``space.cell_dofs[cells]``.

@@ -25,11 +25,12 @@ A minimal case::
 
 An elastic case sets ``[problem] type = "linear-elasticity"`` (or ``"neo-hookean"``) with
 ``E``, ``poisson_ratio``, ``plane`` and ``body_force``, and ``[boundary.TAG]`` tables of
-``displacement = [ux, uy]``, ``ux``/``uy`` (rollers) and ``traction = [tx, ty]``; its space has
-one component per dimension. ``[output] probes = [[x, y], ...]`` adds the solution at those
-points to the report, for every problem type.
+``displacement = [ux, uy]``, ``ux``/``uy`` (rollers) and ``traction = [tx, ty]`` (three
+components and ``uz`` in 3D); its space has one component per dimension. ``[output] probes =
+[[x, y], ...]`` (``[x, y, z]`` in 3D) adds the solution at those points to the report, for
+every problem type.
 
-Values are numbers or expressions in x, y (see :mod:`dfem.problems.expressions`). The
+Values are numbers or expressions in x, y (and z in 3D; see :mod:`dfem.problems.expressions`). The
 schema is checked by :mod:`dfem.problems.case_schema`, the elastic branch lives in
 :mod:`dfem.problems.elastic_case`; the full schema is documented in ``docs/cases.md``.
 """
@@ -48,7 +49,7 @@ from dfem.fileio import read_toml, write_json_atomic
 from dfem.problems.case_schema import apply_overrides, check_case, problem_type
 from dfem.problems.case_schema import is_elastic as _is_elastic
 from dfem.problems.domain import build_mesh, build_space, is_nurbs
-from dfem.problems.expressions import coefficient
+from dfem.problems.expressions import SPACE, coefficient
 from dfem.problems.nonlinear import NonlinearPoisson
 from dfem.problems.poisson import Poisson
 from dfem.validation.errors import errors
@@ -131,8 +132,8 @@ class Case:
         nonlinear = spec.get("nonlinear", False)
         if not isinstance(nonlinear, bool):
             raise DfemError(f"problem.nonlinear must be true or false, got {nonlinear!r}.")
-        in_u = ("x", "y", "u") if nonlinear else ("x", "y")
-        kwargs = {k: coefficient(spec[k], f"problem.{k}", in_u if k == "nu" else ("x", "y"))
+        in_u = (*SPACE, "u") if nonlinear else SPACE
+        kwargs = {k: coefficient(spec[k], f"problem.{k}", in_u if k == "nu" else SPACE)
                   for k in ("nu", "c", "f") if k in spec}
         if "reaction" in spec and not nonlinear:
             raise DfemError("problem.reaction s(u) needs problem.nonlinear = true.")
@@ -165,7 +166,7 @@ class Case:
                 # expressions are called as fn(u, x), the form NonlinearPoisson takes
                 space, nu=kwargs.get("nu", 1.0), f=kwargs.get("f"),
                 reaction=None if reaction is None else coefficient(
-                    reaction, "problem.reaction", ("x", "y", "u")),
+                    reaction, "problem.reaction", (*SPACE, "u")),
                 dirichlet=dirichlet, neumann=neumann,
             )
         return Poisson(space, dirichlet=dirichlet, neumann=neumann, robin=robin, **kwargs)
@@ -199,11 +200,12 @@ class Case:
         if points is None:
             return None
         dim = space.mesh.nodes.shape[1]
+        rows = "[x, y] pairs" if dim == 2 else "[x, y, z] triples"
         for point in points:
             if len(point) != dim:
                 raise DfemError(
                     f"output.probes: the point {point!r} has {len(point)} coordinates; the "
-                    f"mesh is {dim}D, so give [x, y] pairs."
+                    f"mesh is {dim}D, so give {rows}."
                 )
         try:
             return PointEvaluation(space, points)
@@ -317,11 +319,22 @@ class Case:
         if int(levels) != levels or levels < 1:
             raise DfemError(f"--levels must be a positive integer, got {levels!r}.")
         spaces = []
+        perturbed = "perturb" in self.data.get("mesh", {})
 
         def solve(level):
             problem = self.problem(self.space(level))
             spaces.append(problem.space)
-            return problem.space, problem.solve(**self.solver_options())
+            u = problem.solve(**self.solver_options())
+            if not perturbed:
+                return problem.space, u
+            # h of the mesh before its random perturbation: the longest edge of a perturbed
+            # mesh is the extreme of more and more random samples as the mesh grows, which
+            # would bias the fitted rates upwards
+            from dfem.validation.errors import mesh_size
+
+            plain = {**self.data, "mesh": {k: v for k, v in self.data["mesh"].items()
+                                           if k != "perturb"}}
+            return problem.space, u, mesh_size(build_space(plain, self.path, level))
 
         steps = range(int(levels) + 1)
         if show_progress:

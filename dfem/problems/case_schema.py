@@ -28,12 +28,13 @@ _PROBLEM_KEYS = {
     "neo-hookean": {"type", "E", "poisson_ratio", "plane", "body_force"},
 }
 POISSON_CONDITIONS = ("dirichlet", "neumann", "robin")
-ELASTIC_CONDITIONS = ("displacement", *COMPONENTS[:2], "traction", "stress")
+ELASTIC_CONDITIONS = ("displacement", *COMPONENTS, "traction", "stress")
 
 _KNOWN = {
     "": {"name", "description", "mesh", "element", "nurbs", "problem", "boundary", "exact",
          "solver", "output"},
-    "mesh": {"n", "nx", "ny", "cell", "x", "y", "file", "diagonal", "corners"},
+    "mesh": {"n", "nx", "ny", "nz", "cell", "x", "y", "z", "file", "diagonal", "corners",
+             "perturb"},
     "nurbs": NURBS_KEYS,
     "exact": {"u", "l2_error_max"},
     "solver": {"method", "rtol", "maxiter", "optimizer", "lr", "load_steps", "max_iter"},
@@ -103,7 +104,11 @@ _TYPES = {
     ("mesh", "n"): (_positive_int, "a positive integer"),
     ("mesh", "nx"): (_positive_int, "a positive integer"),
     ("mesh", "ny"): (_positive_int, "a positive integer"),
-    ("mesh", "cell"): (lambda v: v in ("quad", "tri"), '"quad" or "tri"'),
+    ("mesh", "nz"): (_positive_int, "a positive integer"),
+    ("mesh", "perturb"): (lambda v: _is_number(v) and 0 <= v < 0.25,
+                          "a number in [0, 0.25) (the largest node move, in shortest edges)"),
+    ("mesh", "cell"): (lambda v: v in ("quad", "tri", "hex", "tet"),
+                       '"quad" or "tri" (2D), "hex" or "tet" (3D)'),
     ("mesh", "diagonal"): (
         lambda v: v in ("right", "left", "alternate"),
         '"right", "left" or "alternate"',
@@ -111,6 +116,7 @@ _TYPES = {
     ("mesh", "file"): (lambda v: isinstance(v, str), "a path (string)"),
     ("mesh", "x"): (_pair, "a pair of numbers [lo, hi]"),
     ("mesh", "y"): (_pair, "a pair of numbers [lo, hi]"),
+    ("mesh", "z"): (_pair, "a pair of numbers [lo, hi]"),
     ("mesh", "corners"): (
         _corners,
         "four [x, y] pairs, counter-clockwise from the corner where left and bottom meet",
@@ -178,6 +184,15 @@ def check_case(data: dict) -> None:
     if "corners" in mesh and {"x", "y", "file"} & set(mesh):
         clash = sorted({"x", "y", "file"} & set(mesh))[0]
         raise DfemError(f"mesh.corners and mesh.{clash} both give the domain; keep one.")
+    three_d = sorted({"nz", "z"} & set(mesh)) or (
+        ["cell"] if mesh.get("cell") in ("hex", "tet") else [])
+    two_d = sorted({"diagonal", "corners"} & set(mesh)) or (
+        ["cell"] if mesh.get("cell") in ("quad", "tri") else [])
+    if three_d and two_d:
+        raise DfemError(
+            f"mesh.{two_d[0]} = {mesh[two_d[0]]!r} is a 2D option, but mesh.{three_d[0]} = "
+            f"{mesh[three_d[0]]!r} makes the mesh 3D; drop one of them (3D boxes take nx, ny, "
+            f'nz, x, y, z and cell = "hex" or "tet").')
     boundary = data.get("boundary", {})
     if not isinstance(boundary, dict) or not all(isinstance(v, dict) for v in boundary.values()):
         raise DfemError("[boundary] must hold tables [boundary.TAG] with one condition each.")

@@ -2,8 +2,9 @@
 NURBS patch for isogeometric analysis (``element = "nurbs"``); scalar for Poisson
 problems, with one component per dimension (``shape=(dim,)``) for elastic ones.
 
-Meshes are rectangles (``mesh.x``, ``mesh.y``), mesh files (``mesh.file``) or the image
-of the unit square under the bilinear map of four corners (``mesh.corners``):
+Meshes are rectangles (``mesh.x``, ``mesh.y``), boxes (``mesh.nz`` or ``mesh.z`` given, or
+``cell = "hex" | "tet"``), mesh files (``mesh.file``: 2D or 3D) or the image of the unit
+square under the bilinear map of four corners (``mesh.corners``):
 
 .. math:: x(s, t) = (1-s)(1-t)\\,c_0 + s(1-t)\\,c_1 + s t\\,c_2 + (1-s) t\\,c_3,
 
@@ -11,7 +12,11 @@ a structured quadrilateral (or triangle) mesh of a convex quadrilateral with the
 ``left`` (``c_0 c_3``), ``right`` (``c_1 c_2``), ``bottom`` (``c_0 c_1``) and ``top``
 (``c_3 c_2``).
 
-Refinement level ``k`` splits every cell into ``4^k`` (meshes: :func:`dfem.mesh.refine`;
+``mesh.perturb = f`` moves every interior node by up to ``f`` times the shortest edge
+(:func:`dfem.mesh.perturb_interior`, seeded by the level), for tests on distorted cells.
+
+Refinement level ``k`` splits every cell into ``4^k`` (``8^k`` in 3D; meshes:
+:func:`dfem.mesh.refine`;
 patches: knot insertion, ``2^k`` times the elements per direction), which is what
 ``dfem convergence`` steps through.
 """
@@ -32,10 +37,16 @@ def is_nurbs(data: dict) -> bool:
     return data.get("element") == "nurbs"
 
 
-def build_mesh(data: dict, case_path: Path | None = None):
-    """The [mesh] table as a :class:`dfem.mesh.Mesh` (a rectangle, a mapped quadrilateral
-    or a mesh file)."""
-    from dfem.mesh.structured import rectangle
+def build_mesh(data: dict, case_path: Path | None = None, level: int = 0):
+    """The [mesh] table as a :class:`dfem.mesh.Mesh` (a rectangle, a box, a mapped
+    quadrilateral or a mesh file), refined ``level`` times.
+
+    A box at level ``k`` is the box of ``2^k`` times the cells per direction: for hexahedra
+    that is the refined mesh; for tetrahedra it keeps the Kuhn split's shape at every
+    level, so the longest edge (the ``h`` of a convergence study) halves exactly.
+    """
+    from dfem.mesh import refine
+    from dfem.mesh.structured import box, rectangle
 
     spec = data.get("mesh", {})
     if "file" in spec:
@@ -44,8 +55,17 @@ def build_mesh(data: dict, case_path: Path | None = None):
         file = Path(spec["file"])
         if not file.is_absolute() and case_path is not None:
             file = case_path.parent / file
-        return read_mesh(file)
+        mesh = read_mesh(file)
+        if mesh.dim == 3 and "diagonal" in spec:
+            raise DfemError(f"mesh.diagonal is a 2D option (how squares split into triangles); "
+                            f"{file.name} is a 3D mesh: drop mesh.diagonal.")
+        return refine(mesh, level)
     nx = spec.get("nx", spec.get("n", 16))
+    if {"nz", "z"} & set(spec) or spec.get("cell") in ("hex", "tet"):
+        scale = 2**level
+        return box(nx * scale, spec.get("ny", nx) * scale, spec.get("nz", nx) * scale,
+                   spec.get("cell", "hex"), x=tuple(spec.get("x", (0.0, 1.0))),
+                   y=tuple(spec.get("y", (0.0, 1.0))), z=tuple(spec.get("z", (0.0, 1.0))))
     mesh = rectangle(
         nx,
         spec.get("ny", nx),
@@ -56,7 +76,7 @@ def build_mesh(data: dict, case_path: Path | None = None):
     )
     if "corners" in spec:
         mesh = mesh.with_nodes(bilinear_map(spec["corners"], mesh.nodes))
-    return mesh
+    return refine(mesh, level)
 
 
 def bilinear_map(corners, st):
@@ -97,13 +117,16 @@ def build_space(data: dict, case_path: Path | None = None, level: int = 0, vecto
                                  shape=(2,) if vector else ())
     if "nurbs" in data:
         raise DfemError('a [nurbs] table needs element = "nurbs" (isogeometric analysis).')
+    from dfem.basis.lagrange import linear_element
     from dfem.basis.space import FunctionSpace
-    from dfem.mesh import refine
 
-    mesh = build_mesh(data, case_path)
-    if level:
-        mesh = refine(mesh, level)
-    default = "Q1" if mesh.cell_type == "quad" else "P1"
+    mesh = build_mesh(data, case_path, level)
+    if "perturb" in data.get("mesh", {}):
+        from dfem.mesh.structured import perturb_interior
+
+        # after refinement, so that every level's cells are distorted, not just the coarse ones
+        mesh = perturb_interior(mesh, data["mesh"]["perturb"], seed=level)
+    default = linear_element(mesh.cell_type)
     shape = (mesh.nodes.shape[1],) if vector else ()
     return FunctionSpace(mesh, data.get("element", default), shape=shape)
 
@@ -114,7 +137,7 @@ def build_patch(data: dict):
     from dfem.basis.nurbs.patch import GEOMETRIES, NURBSPatch
 
     spec = data.get("nurbs", {})
-    unused = {"cell", "file", "diagonal", "corners"} & set(data.get("mesh", {}))
+    unused = {"cell", "file", "diagonal", "corners", "nz", "z"} & set(data.get("mesh", {}))
     if unused:
         raise DfemError(
             f"mesh.{sorted(unused)[0]} does not apply to element = \"nurbs\": the patch is the "

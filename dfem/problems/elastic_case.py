@@ -61,6 +61,12 @@ def elastic_problem(data: dict, space):
                 dirichlet[tag] = _vector(value, f"{label}.displacement", dim, "u")
             else:
                 dirichlet[tag] = coefficient(value, f"{label}.displacement")
+        beyond = [c for c in COMPONENTS[dim:] if c in conditions]
+        if beyond:
+            raise DfemError(
+                f"unknown key(s) {', '.join(beyond)} in [{label}]: the mesh is {dim}D, so a "
+                f"displacement has the components {', '.join(COMPONENTS[:dim])}."
+            )
         parts = {c: conditions[c] for c in COMPONENTS[:dim] if c in conditions}
         if parts:
             dirichlet[tag] = {c: coefficient(v, f"{label}.{c}") for c, v in parts.items()}
@@ -85,7 +91,7 @@ def elastic_problem(data: dict, space):
             'problem.plane = "stress" applies to linear elasticity; the Neo-Hookean model in '
             'dfem is plane strain in 2D: drop problem.plane or set it to "strain".'
         )
-    return cls(space, plane=spec.get("plane", "strain"), dirichlet=dirichlet,
+    return cls(space, plane=spec.get("plane"), dirichlet=dirichlet,
                traction=traction, boundary_stress=stress, **kwargs)
 
 

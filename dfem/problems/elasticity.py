@@ -152,7 +152,7 @@ class _Elasticity(EnergyProblem):
 
     density = None
 
-    def __init__(self, space, E=1.0, poisson_ratio=0.3, plane="strain", body_force=None,
+    def __init__(self, space, E=1.0, poisson_ratio=0.3, plane=None, body_force=None,
                  dirichlet=None, traction=None, boundary_stress=None, quadratic=None):
         d = getattr(space, "n_components", 1)
         dim = space.mesh.nodes.shape[1]
@@ -161,7 +161,11 @@ class _Elasticity(EnergyProblem):
                 f"{type(self).__name__} needs a vector space with one component per "
                 f"dimension, e.g. dfem.FunctionSpace(mesh, 'Q2', shape=({dim},)); got {space!r}."
             )
-        if plane not in ("strain", "stress"):
+        if dim == 3 and plane is not None:
+            raise DfemError(f"plane={plane!r} is a 2D option (plane strain or plane stress); "
+                            "a 3D mesh is fully three-dimensional: drop plane.")
+        plane = "strain" if plane is None and dim == 2 else plane
+        if dim == 2 and plane not in ("strain", "stress"):
             raise DfemError(f"plane must be 'strain' or 'stress', got {plane!r}.")
         self.plane = plane
         for name, value in (("E", E), ("poisson_ratio", poisson_ratio)):
@@ -252,8 +256,9 @@ class LinearElasticity(_Elasticity):
     E, poisson_ratio
         Young's modulus (> 0) and Poisson's ratio (in (-1, 0.5)): numbers, callables of
         x, nodal or per-cell tensors (any coefficient form).
-    plane : {"strain", "stress"}
-        The 2D model: plane strain (``eps_zz = 0``) or plane stress (``sigma_zz = 0``).
+    plane : {"strain", "stress"}, optional
+        The 2D model: plane strain (``eps_zz = 0``, the default) or plane stress
+        (``sigma_zz = 0``). Not for 3D meshes.
     body_force : vector field, optional
         ``b`` (force per volume): ``[bx, by]`` of coefficients, a callable returning
         (..., d), or a tensor with the components last.
@@ -270,7 +275,7 @@ class LinearElasticity(_Elasticity):
 
     density = staticmethod(linear_elastic)
 
-    def __init__(self, space, E=1.0, poisson_ratio=0.3, plane="strain", body_force=None,
+    def __init__(self, space, E=1.0, poisson_ratio=0.3, plane=None, body_force=None,
                  dirichlet=None, traction=None, boundary_stress=None):
         super().__init__(space, E, poisson_ratio, plane, body_force, dirichlet, traction,
                          boundary_stress, quadratic=True)
@@ -285,9 +290,9 @@ class NeoHookean(_Elasticity):
 
     density = staticmethod(neo_hookean)
 
-    def __init__(self, space, E=1.0, poisson_ratio=0.3, plane="strain", body_force=None,
+    def __init__(self, space, E=1.0, poisson_ratio=0.3, plane=None, body_force=None,
                  dirichlet=None, traction=None, boundary_stress=None):
-        if plane != "strain":
+        if plane not in (None, "strain"):
             raise DfemError("NeoHookean in 2D is plane strain; plane='stress' is not supported.")
         super().__init__(space, E, poisson_ratio, plane, body_force, dirichlet, traction,
                          boundary_stress, quadratic=False)

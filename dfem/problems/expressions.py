@@ -1,8 +1,9 @@
-"""A small, safe evaluator of math expressions in x, y (and u), on torch tensors.
+"""A small, safe evaluator of math expressions in x, y, z (and u), on torch tensors.
 
 Case files give coefficients as text such as ``"1 + x**2 * y"`` or
 ``"2*pi**2*sin(pi*x)*sin(pi*y)"``. The text is parsed with :mod:`ast` and only
-numbers, the names ``x, y, u, pi, e``, the operators ``+ - * / **`` (unary ``+ -``)
+numbers, the names ``x, y, z, u, pi, e`` (``z`` on 3D meshes only), the operators
+``+ - * / **`` (unary ``+ -``)
 and calls of whitelisted math functions are accepted; anything else (attributes,
 subscripts, other names, keywords, lambdas, comprehensions) is rejected with a
 :class:`DfemError`. The result is evaluated with torch functions, so it stays
@@ -45,20 +46,22 @@ _BINARY = {
 }
 _UNARY = {ast.UAdd: operator.pos, ast.USub: operator.neg}
 MAX_LENGTH = 10_000
+#: The coordinates an expression may use (z only on a 3D mesh).
+SPACE = ("x", "y", "z")
 
 
 class Expression:
-    """A parsed expression; call it with ``x`` of shape (..., 2) (and ``u`` if it uses u).
+    """A parsed expression; call it with ``x`` of shape (..., dim) (and ``u`` if it uses u).
 
     Parameters
     ----------
     text : str
         The expression.
     variables : tuple of str
-        Names allowed besides the constants: ``("x", "y")`` or ``("x", "y", "u")``.
+        Names allowed besides the constants: ``("x", "y", "z")`` or ``("x", "y", "z", "u")``.
     """
 
-    def __init__(self, text: str, variables: tuple[str, ...] = ("x", "y")):
+    def __init__(self, text: str, variables: tuple[str, ...] = SPACE):
         self.text = str(text)
         self.variables = variables
         if len(self.text) > MAX_LENGTH:
@@ -115,7 +118,8 @@ class Expression:
             (x,), u = args, None
         else:
             u, x = args
-        env = {"x": x[..., 0], "y": x[..., 1], "u": u, "like": x}
+        env = {"x": x[..., 0], "y": x[..., 1], "z": x[..., 2] if x.shape[-1] > 2 else None,
+               "u": u, "like": x}
         try:
             value = self._eval(self._tree, env)
         except RecursionError as exc:
@@ -132,6 +136,9 @@ class Expression:
             if node.id in CONSTANTS:
                 return torch.tensor(CONSTANTS[node.id], dtype=like.dtype, device=like.device)
             if env[node.id] is None:
+                if node.id == "z":
+                    raise DfemError(f"expression {self.text!r} uses z, but the mesh is 2D; "
+                                    "z exists on 3D meshes only.")
                 raise DfemError(
                     f"expression {self.text!r} uses u, which is only allowed for nu(u)."
                 )
@@ -143,7 +150,7 @@ class Expression:
         return FUNCTIONS[node.func.id](self._eval(node.args[0], env))
 
 
-def coefficient(value, name: str, variables: tuple[str, ...] = ("x", "y")):
+def coefficient(value, name: str, variables: tuple[str, ...] = SPACE):
     """A case-file value as a coefficient: a finite number, an :class:`Expression`, or a
     named random field (a table; see :mod:`dfem.problems.fields`)."""
     if isinstance(value, bool):

@@ -102,7 +102,8 @@ def convergence_study(
     Parameters
     ----------
     solve : callable
-        ``solve(level) -> (space, u)`` for each refinement level.
+        ``solve(level) -> (space, u)`` for each refinement level, or ``(space, u, h)`` to
+        give the level's mesh size (default :func:`mesh_size`, the longest edge).
     levels : iterable of int
         The levels (e.g. cells per side).
 
@@ -114,12 +115,12 @@ def convergence_study(
     """
     rows = []
     for level in levels:
-        space, u = solve(level)
+        space, u, *h = solve(level)
         e = errors(space, u, exact, exact_grad)
         rows.append(
             dict(
                 level=level,
-                h=mesh_size(space),
+                h=h[0] if h else mesh_size(space),
                 dofs=space.n_dofs,
                 l2_error=e["l2"],
                 h1_error=e["h1"],

@@ -43,7 +43,7 @@ def test_u_expressions():
         ("x.real", "Attribute"),
         ("x[0]", "Subscript"),
         ("open('f')", "function 'open'"),
-        ("z + 1", "name 'z'"),
+        ("w + 1", "name 'w'"),
         ("u + 1", "name 'u'"),
         ("sin(x, y)", "one argument"),
         ("x if y else 1", "IfExp"),

@@ -64,4 +64,4 @@ def test_errors():
     with pytest.raises(DfemError, match="at least one point"):
         gauss_legendre(0)
     with pytest.raises(DfemError, match="unknown cell type"):
-        cell_rule("hex", 2)
+        cell_rule("prism", 2)
