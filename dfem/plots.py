@@ -52,7 +52,9 @@ def plot_solution(space, u, path, title: str = "") -> None:
     (grey); a vector field is shown by its magnitude. One colour scale serves both.
     """
     if space.mesh.dim == 3:
-        _plot_solution_3d(space, u, path, title)
+        from dfem.plots3d import plot_solution_3d
+
+        plot_solution_3d(space, u, path, title)
         return
     plt = _figure()
     mesh = space.mesh
@@ -75,141 +77,6 @@ def plot_solution(space, u, path, title: str = "") -> None:
     ax.set_ylabel("y")
     ax.set_title(title or f"{space.element.name}, {mesh.n_cells} cells, {space.n_dofs} dofs")
     fig.tight_layout()
-    _save(fig, path)
-    plt.close(fig)
-
-
-# ---------------------------------------------------------------------------- 3D meshes
-SLICE_PIXELS = 160  # grid points along the longer side of the slice of a 3D plot
-VIEW = {"elev": 25.0, "azim": -60.0}  # the camera of 3D plots
-
-
-def _boundary_faces(mesh):
-    """Vertex numbers (n_faces, 3 or 4) of the boundary faces of a 3D mesh, outward in
-    cyclic order, and the cell that owns each face."""
-    ids = np.nonzero(mesh.facet_neighbours[:, 1, 0] < 0)[0]
-    return mesh.oriented_facets(ids), mesh.facet_neighbours[ids, 0, 0]
-
-
-def _face_edges(faces: np.ndarray) -> np.ndarray:
-    """The distinct edges (vertex pairs) of polygons ``faces`` (n, k) in cyclic order."""
-    pairs = np.stack([faces, np.roll(faces, -1, axis=1)], axis=-1).reshape(-1, 2)
-    return np.unique(np.sort(pairs, axis=1), axis=0)
-
-
-def _axes_3d(ax, lo, hi) -> None:
-    """Limits, an equal-aspect box, labels and the camera of a 3D axes."""
-    size = np.maximum(hi - lo, 1e-9 * float((hi - lo).max()))
-    ax.set_xlim(lo[0], lo[0] + size[0])
-    ax.set_ylim(lo[1], lo[1] + size[1])
-    ax.set_zlim(lo[2], lo[2] + size[2])
-    ax.set_box_aspect(size)
-    ax.set_xlabel("x")
-    ax.set_ylabel("y")
-    ax.set_zlabel("z")
-    ax.view_init(**VIEW)
-
-
-def _slice_values(space, u, lo, hi):
-    """``u`` on a regular grid over the plane ``z = (lo_z + hi_z) / 2`` inside the mesh's
-    bounding box: (ny, nx) values (nan at points outside the mesh), the extent of the
-    grid and the height of the plane."""
-    from dfem.basis.probes import PointEvaluation, points_inside
-
-    z = 0.5 * (lo[2] + hi[2])
-    size = hi[:2] - lo[:2]
-    nx, ny = np.maximum(2, np.round(SLICE_PIXELS * size / size.max())).astype(int)
-    xs = lo[0] + (np.arange(nx) + 0.5) * size[0] / nx  # pixel centres
-    ys = lo[1] + (np.arange(ny) + 0.5) * size[1] / ny
-    Y, X = np.meshgrid(ys, xs, indexing="ij")
-    points = np.stack([X.ravel(), Y.ravel(), np.full(X.size, z)], axis=1)
-    inside = points_inside(space.mesh, points).cpu().numpy()
-    grid = np.full(len(points), np.nan)
-    if inside.any():
-        values = PointEvaluation(space, points[inside])(u.detach()).cpu().numpy()
-        grid[inside] = np.linalg.norm(values, axis=1) if values.ndim == 2 else values
-    return grid.reshape(ny, nx), (lo[0], hi[0], lo[1], hi[1]), z
-
-
-def _plot_solution_3d(space, u, path, title: str) -> None:
-    plt = _figure()
-    from matplotlib.cm import ScalarMappable
-    from matplotlib.colors import Normalize
-    from mpl_toolkits.mplot3d.art3d import Poly3DCollection
-
-    mesh = space.mesh
-    x = mesh.nodes.detach().cpu().numpy()
-    values = space.vertex_values(u.detach()).cpu().numpy()
-    label = "u"
-    if values.ndim == 2:  # a vector field: its magnitude
-        values, label = np.linalg.norm(values, axis=1), "|u|"
-    faces, _ = _boundary_faces(mesh)
-    face_values = values[faces].mean(axis=1)
-    lo, hi = x.min(axis=0), x.max(axis=0)
-    image, extent, z = _slice_values(space, u, lo, hi)
-    low = float(min(face_values.min(), np.nanmin(image, initial=np.inf)))
-    high = float(max(face_values.max(), np.nanmax(image, initial=-np.inf)))
-    if high <= low:  # a constant field
-        low, high = low - 0.5, high + 0.5
-    norm, cmap = Normalize(low, high), plt.get_cmap("viridis").with_extremes(bad="0.85")
-
-    fig = plt.figure(figsize=(12.8, 5.0))
-    grid = fig.add_gridspec(1, 2, left=0.0, right=0.9, bottom=0.08, top=0.88, wspace=0.12,
-                            width_ratios=[1.1, 1.0])
-    ax = fig.add_subplot(grid[0], projection="3d")
-    surface = Poly3DCollection(x[faces], facecolors=cmap(norm(face_values)),
-                               edgecolors="k" if len(faces) <= MAX_CELLS_WITH_EDGES else "face",
-                               linewidths=0.2)
-    ax.add_collection3d(surface)
-    _axes_3d(ax, lo, hi)
-    ax.set_title("boundary surface (face means of the vertex values)", fontsize=9)
-    ax2 = fig.add_subplot(grid[1])
-    ax2.imshow(image, origin="lower", extent=extent, cmap=cmap, norm=norm,
-               interpolation="nearest")
-    ax2.set_aspect("equal")
-    ax2.set_xlabel("x")
-    ax2.set_ylabel("y")
-    blank = " (grey: outside the mesh)" if np.isnan(image).any() else ""
-    ax2.set_title(f"slice z = {z:.4g}{blank}", fontsize=9)
-    fig.colorbar(ScalarMappable(norm, cmap), cax=fig.add_axes((0.92, 0.15, 0.015, 0.66)),
-                 label=label)
-    fig.suptitle(title or f"{space.element.name}, {mesh.n_cells} cells, {space.n_dofs} dofs")
-    _save(fig, path)
-    plt.close(fig)
-
-
-def _plot_deformed_3d(mesh, x, moved, values, path, title, how, label) -> None:
-    """The deformed boundary surface, each face coloured by the value of its cell, over
-    the undeformed boundary's edges (small meshes) or bounding box (large ones)."""
-    plt = _figure()
-    from matplotlib.cm import ScalarMappable
-    from matplotlib.colors import Normalize
-    from mpl_toolkits.mplot3d.art3d import Line3DCollection, Poly3DCollection
-
-    faces, owner = _boundary_faces(mesh)
-    face_values = values[owner]
-    low, high = float(values.min()), float(values.max())
-    norm = Normalize(low, high) if high > low else Normalize(low - 0.5, high + 0.5)
-    cmap = plt.get_cmap("viridis")
-    small = len(faces) <= MAX_CELLS_WITH_EDGES
-    both = np.concatenate([x, moved])
-    lo, hi = both.min(axis=0), both.max(axis=0)
-    if small:
-        lines = x[_face_edges(faces)]
-    else:  # the 12 edges of the undeformed bounding box
-        a, b = x.min(axis=0), x.max(axis=0)
-        corners = np.array([[(a, b)[i >> k & 1][k] for k in range(3)] for i in range(8)])
-        lines = corners[[[i, i | 1 << k] for i in range(8) for k in range(3) if not i >> k & 1]]
-    fig = plt.figure(figsize=(7.4, 6.0), layout="constrained")
-    ax = fig.add_subplot(projection="3d")
-    ax.add_collection3d(Line3DCollection(lines, colors="0.55", linewidths=0.6,
-                                         linestyles="--", label="undeformed"))
-    ax.add_collection3d(Poly3DCollection(moved[faces], facecolors=cmap(norm(face_values)),
-                                         edgecolors="k" if small else "face", linewidths=0.2))
-    _axes_3d(ax, lo, hi)
-    fig.colorbar(ScalarMappable(norm, cmap), ax=ax, label=f"{label} (per cell)", shrink=0.7)
-    ax.legend(loc="upper left", fontsize=8)
-    ax.set_title(f"{title}\n{how}" if title else how, fontsize=10)
     _save(fig, path)
     plt.close(fig)
 
@@ -251,7 +118,9 @@ def plot_deformed(space, u, path, cell_values, scale=None, title: str = "",
     values = np.asarray(cell_values.detach().cpu() if hasattr(cell_values, "detach")
                         else cell_values, dtype=float)
     if mesh.dim == 3:
-        _plot_deformed_3d(mesh, x, moved, values, path, title, how, label)
+        from dfem.plots3d import plot_deformed_3d
+
+        plot_deformed_3d(mesh, x, moved, values, path, title, how, label)
         return
     both = np.concatenate([x, moved])
     lo, hi = both.min(axis=0), both.max(axis=0)
@@ -370,23 +239,32 @@ def plot_nurbs_fit(grid, fixed, learned, path, x_range, y_range) -> None:
 
 def plot_cell_fields(mesh, fields: dict, path, title: str = "") -> None:
     """Side-by-side plots of per-cell fields ``{name: (n_cells,) values}`` on the mesh; a
-    name containing ``" - "`` is drawn as a difference (symmetric colour range)."""
+    name containing ``" - "`` is drawn as a difference (symmetric colour range). On a 3D
+    mesh each panel shows the boundary surface, each face coloured by its cell's value."""
     plt = _figure()
     from matplotlib.collections import PolyCollection
 
-    corners = mesh.nodes.detach().cpu().numpy()[mesh.cells_np]
     fields = {name: np.asarray(v.detach().cpu() if hasattr(v, "detach") else v, dtype=float)
               for name, v in fields.items()}
     shared = [v for name, v in fields.items() if " - " not in name]
     low = min(v.min() for v in shared) if shared else None
     high = max(v.max() for v in shared) if shared else None
-    fig, axes = plt.subplots(1, len(fields), figsize=(4.6 * len(fields), 4.2), squeeze=False)
-    for ax, (name, values) in zip(axes[0], fields.items(), strict=True):
+
+    def limits_and_map(name, values):
         if " - " in name:
             bound = float(np.abs(values).max()) or 1.0
-            limits, cmap = (-bound, bound), "RdBu_r"
-        else:
-            limits, cmap = (low, high), "viridis"
+            return (-bound, bound), "RdBu_r"
+        return (low, high), "viridis"
+
+    if mesh.dim == 3:
+        from dfem.plots3d import plot_cell_fields_3d
+
+        plot_cell_fields_3d(mesh, fields, limits_and_map, path, title)
+        return
+    corners = mesh.nodes.detach().cpu().numpy()[mesh.cells_np]
+    fig, axes = plt.subplots(1, len(fields), figsize=(4.6 * len(fields), 4.2), squeeze=False)
+    for ax, (name, values) in zip(axes[0], fields.items(), strict=True):
+        limits, cmap = limits_and_map(name, values)
         cells = PolyCollection(corners, array=values, cmap=cmap, edgecolors="face")
         cells.set_clim(*limits)
         ax.add_collection(cells)

@@ -96,7 +96,7 @@ def test_2d_solution_plot_still_works(tmp_path):
 
 
 def test_slice_values_are_the_field_inside_and_nan_in_the_hole():
-    from dfem.plots import _slice_values
+    from dfem.plots3d import _slice_values
 
     mesh = holed_box()
     space = dfem.FunctionSpace(mesh, "P1")

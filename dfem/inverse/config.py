@@ -141,7 +141,7 @@ def _check_observations(o: dict, path) -> None:
             isinstance(p, list) and len(p) == 2 and all(map(_number, p)) for p in sensors)
         if not (count or listed):
             raise DfemError("observations.sensors must be a positive number of random points "
-                            "or a list of [x, y] points.")
+                            "or a list of [x, y] ([x, y, z] in 3D) points.")
     if o["sigma"] is not None and not (_number(o["sigma"]) and o["sigma"] > 0):
         raise DfemError(f"observations.sigma must be a positive number, got {o['sigma']!r}.")
     if o["file"] is not None:

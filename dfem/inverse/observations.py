@@ -26,7 +26,7 @@ class Observations:
     space : FunctionSpace
     values : (N,) array or tensor
         The data: one value per dof (``points=None``) or per point.
-    points : (N, 2) array or tensor, optional
+    points : (N, dim) array or tensor, optional
         Sensor positions inside the mesh's domain.
     sigma : float, optional
         Noise standard deviation of the data (> 0); default 1.
@@ -43,9 +43,11 @@ class Observations:
             from dfem.basis.probes import PointEvaluation
 
             points = torch.as_tensor(points, **like)
-            if points.ndim != 2 or points.shape[1] != 2:
+            dim = space.mesh.dim
+            if points.ndim != 2 or points.shape[1] != dim:
                 raise DfemError(
-                    f"sensor points must have shape (N, 2), got {tuple(points.shape)}.")
+                    f"sensor points must have shape (N, {dim}) on this {dim}D mesh, got "
+                    f"{tuple(points.shape)}.")
             self.probe = PointEvaluation(space, points)
             expected, where = len(points), "one per sensor point"
         if values.ndim != 1 or len(values) != expected:
