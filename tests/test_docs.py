@@ -1,4 +1,4 @@
-"""The examples in README.md and docs/fem.md run as written."""
+"""The examples in README.md, docs/fem.md and docs/three_d.md run as written."""
 
 import re
 from pathlib import Path
@@ -12,7 +12,8 @@ def python_blocks(path):
     return re.findall(r"```python\n(.*?)```", path.read_text(), flags=re.S)
 
 
-@pytest.mark.parametrize("doc,index", [("README.md", 0), ("docs/fem.md", 0)])
+@pytest.mark.parametrize("doc,index", [("README.md", 0), ("docs/fem.md", 0),
+                                       ("docs/three_d.md", 0)])
 def test_example_runs(doc, index, capsys):
     code = python_blocks(ROOT / doc)[index]
     namespace: dict = {}
@@ -22,3 +23,5 @@ def test_example_runs(doc, index, capsys):
     # the printed L2 error is that of a converged Q2 solve: small, not round-off
     l2 = float(re.search(r"'l2': ([0-9.e+-]+)", out).group(1))
     assert 1e-9 < l2 < 1e-4
+    if doc == "docs/three_d.md":  # its last line is the probe at the centre, exact value 1
+        assert float(out.split()[-1]) == pytest.approx(1.0, abs=1e-3)

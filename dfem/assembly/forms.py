@@ -144,8 +144,14 @@ def element_matrices(space: FunctionSpace, nu=1.0, c=None) -> torch.Tensor:
         G = g.grads_t  # (E, dim, Q, nb)
         nw = (nu_q * g.weights).expand(*nu_q.shape[:-2], G.shape[0], n_q)
         K = torch.einsum("...eq,eiqa,eiqb->...eab", nw, G, G).flatten(-2)
+    elif g.affine and (nu_q.ndim == 0 or nu_q.shape[-1] == 1):
+        # one metric per cell and nu constant on it: the weights factor out, and the
+        # reference tensor is summed over the points once, K_e = (nu C_e) (sum_q w_q M_q)
+        metric = g.cell_metric  # (E, d(d+1)/2)
+        weighted = stiffness_reference(g.reference_grads, g._quad_weights)
+        K = (nu_q * metric) @ weighted
     else:
-        metric = g.metric  # (E, Q or 1, d(d+1)/2)
+        metric = g.metric  # (E, Q, d(d+1)/2)
         n_pairs = metric.shape[-1]
         coeff = (nu_q[..., None] * metric).expand(*nu_q.shape[:-2], metric.shape[0], n_q,
                                                   n_pairs)
@@ -158,17 +164,20 @@ def element_matrices(space: FunctionSpace, nu=1.0, c=None) -> torch.Tensor:
     return K.reshape(*K.shape[:-1], n_basis, n_basis)
 
 
-def stiffness_reference(reference_grads: torch.Tensor) -> torch.Tensor:
+def stiffness_reference(reference_grads: torch.Tensor, weights=None) -> torch.Tensor:
     """``M[(q, k), (a, b)]`` for the metric entries ``k = (j, l)`` of
     :func:`~dfem.basis.mapping.metric_pairs` (off-diagonal ones symmetrised): products of
     reference gradients, so that ``K_e = C_e M`` with the metric ``C_e`` of
-    :func:`element_matrices`."""
+    :func:`element_matrices`. With quadrature ``weights``, the weighted sum over the
+    points instead, ``sum_q w_q M[(q, k), :]`` of shape (d(d+1)/2, n_basis^2)."""
     def outer(j, k):
         return reference_grads[..., j][:, :, None] * reference_grads[..., k][:, None, :]
 
     blocks = [outer(j, k) if j == k else outer(j, k) + outer(k, j)
               for j, k in metric_pairs(reference_grads.shape[-1])]
     M = torch.stack(blocks, dim=1)
+    if weights is not None:
+        return torch.einsum("q,qkab->kab", weights, M).reshape(len(blocks), -1)
     return M.reshape(M.shape[0] * len(blocks), -1)
 
 

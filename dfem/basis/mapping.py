@@ -55,7 +55,8 @@ class CellGeometry:
         self.reference_grads = reference_grads
         self.jacobian = jacobian  # J[e, i, q, j] = dx_i / dxi_j
         self.dim = jacobian.shape[1]
-        self.det = determinant(jacobian)  # (E, Q), or (E, 1) for affine cells
+        self._cofactors = cofactor_entries(jacobian)  # C[i][j], each (E, Q)
+        self.det = sum(jacobian[:, 0, :, j] * self._cofactors[0][j] for j in range(self.dim))
         self.weights = self.det.abs() * quad_weights
         self._quad_weights = quad_weights
         self._vertex_coords = vertex_coords
@@ -65,18 +66,35 @@ class CellGeometry:
     @property
     def inverse_transpose(self) -> torch.Tensor:
         if "inv_t" not in self._lazy:
-            self._lazy["inv_t"] = cofactors(self.jacobian) / self.det[:, None, :, None]
+            self._lazy["inv_t"] = _stack_entries(self._cofactors) / self.det[:, None, :, None]
         return self._lazy["inv_t"]
+
+    @property
+    def affine(self) -> bool:
+        """Whether the Jacobian is one per cell (simplices)."""
+        return self.jacobian.shape[2] == 1
+
+    @property
+    def cell_metric(self) -> torch.Tensor:
+        """Affine cells: ``|det J| (J^T J)^{-1}`` (n_cells, dim (dim + 1) / 2), the metric
+        without the quadrature weights, which then factor out of element integrals."""
+        if "cell_metric" not in self._lazy:
+            C = self._cofactors
+            inverse_det = 1.0 / self.det.abs()
+            self._lazy["cell_metric"] = torch.stack(
+                [sum(C[i][j] * C[i][k] for i in range(self.dim)) * inverse_det
+                 for j, k in metric_pairs(self.dim)], dim=-1)[:, 0]
+        return self._lazy["cell_metric"]
 
     @property
     def metric(self) -> torch.Tensor:
         if "metric" not in self._lazy:
-            # (J^T J)^{-1} = J^{-1} J^{-T}; cofactors C = det J^{-T}, so |det| w J^{-1} J^{-T}
-            # is w C^T C / |det|
-            C = cofactors(self.jacobian)
+            # (J^T J)^{-1} = J^{-1} J^{-T}; the cofactors are C = det J^{-T}, so
+            # |det| w J^{-1} J^{-T} = w C^T C / |det|
+            C = self._cofactors
             scale = self._quad_weights / self.det.abs()
             self._lazy["metric"] = torch.stack(
-                [(C[:, :, :, j] * C[:, :, :, k]).sum(1) * scale
+                [sum(C[i][j] * C[i][k] for i in range(self.dim)) * scale
                  for j, k in metric_pairs(self.dim)], dim=-1)
         return self._lazy["metric"]
 
@@ -105,28 +123,37 @@ class CellGeometry:
         return self._lazy["points"]
 
 
+def cofactor_entries(J: torch.Tensor) -> list[list[torch.Tensor]]:
+    """The cofactors ``C[i][j]`` (each shaped like ``J[..., i, :, j]``) of Jacobians laid
+    out as ``[..., i, q, j]`` (dim 2 or 3): ``C = det(J) J^{-T}``.
+
+    Each entry is a product of contiguous per-entry tensors, cheaper than cross products
+    of strided columns: in 3D ``C_ij = J_{i+1, j+1} J_{i+2, j+2} - J_{i+1, j+2} J_{i+2, j+1}``
+    (indices mod 3); in 2D ``[[j11, -j10], [-j01, j00]]``.
+    """
+    d = J.shape[-3]
+    e = [[J[..., i, :, j].contiguous() for j in range(d)] for i in range(d)]
+    if d == 2:
+        return [[e[1][1], -e[1][0]], [-e[0][1], e[0][0]]]
+    return [[e[(i + 1) % 3][(j + 1) % 3] * e[(i + 2) % 3][(j + 2) % 3]
+             - e[(i + 1) % 3][(j + 2) % 3] * e[(i + 2) % 3][(j + 1) % 3] for j in range(3)]
+            for i in range(3)]
+
+
+def _stack_entries(entries: list[list[torch.Tensor]]) -> torch.Tensor:
+    """``[i][j]`` lists of (..., Q) tensors as one tensor laid out as ``[..., i, q, j]``."""
+    return torch.stack([torch.stack(row, dim=-1) for row in entries], dim=-3)
+
+
 def determinant(J: torch.Tensor) -> torch.Tensor:
     """``det J`` of Jacobians laid out as ``[..., i, q, j]`` (dim 2 or 3), in closed form."""
-    if J.shape[-3] == 2:
-        return J[..., 0, :, 0] * J[..., 1, :, 1] - J[..., 0, :, 1] * J[..., 1, :, 0]
-    c = [J[..., :, :, j] for j in range(3)]  # columns dx/dxi_j, (..., 3, Q)
-    return (c[0] * torch.linalg.cross(c[1], c[2], dim=-2)).sum(-2)
+    C = cofactor_entries(J)
+    return sum(J[..., 0, :, j] * C[0][j] for j in range(J.shape[-3]))
 
 
 def cofactors(J: torch.Tensor) -> torch.Tensor:
-    """The cofactor matrix ``det(J) J^{-T}`` laid out as ``[..., i, q, j]`` like ``J``.
-
-    2D: ``[[j11, -j10], [-j01, j00]]``; 3D: its columns are the cross products of the
-    columns of J (``c1 x c2, c2 x c0, c0 x c1``).
-    """
-    if J.shape[-3] == 2:
-        j00, j01 = J[..., 0, :, 0], J[..., 0, :, 1]
-        j10, j11 = J[..., 1, :, 0], J[..., 1, :, 1]
-        return torch.stack([torch.stack([j11, -j10], dim=-1),
-                            torch.stack([-j01, j00], dim=-1)], dim=-3)
-    c = [J[..., :, :, j] for j in range(3)]
-    return torch.stack([torch.linalg.cross(c[(j + 1) % 3], c[(j + 2) % 3], dim=-2)
-                        for j in range(3)], dim=-1)
+    """The cofactor matrix ``det(J) J^{-T}`` laid out as ``[..., i, q, j]`` like ``J``."""
+    return _stack_entries(cofactor_entries(J))
 
 
 def at_points(local: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
