@@ -63,9 +63,8 @@ the reason recorded. The JSON is written atomically after each size.
 from __future__ import annotations
 
 import argparse
-import gc
+import functools
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -79,15 +78,15 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing dfem
 
 import dfem  # noqa: E402
 from benchmarks.harness import (  # noqa: E402
-    THREAD_VARS,
-    best_of,
+    add_run_options,
+    best_of_within,
     default_dtype,
-    gc_paused,
-    load_average,
+    fastest_run,
+    guarded,
     machine_info,
-    peak_rss_gb,
     per_cell_nu,
     rel_max_diff,
+    set_threads,
     skfem_quad_mesh,
     total_memory_bytes,
     write_json,
@@ -153,14 +152,8 @@ def _git_state() -> dict:
 
 
 def timed(repeats: int, fn, *, setup=None, budget_s: float = PEER_BUDGET_S):
-    """``harness.best_of`` one run at a time, stopping early once the runs took over
-    ``budget_s`` in all; returns (best time, last result, runs)."""
-    best, result, runs, spent = math.inf, None, 0, 0.0
-    while runs < repeats and (runs == 0 or spent < budget_s):
-        result = None  # free the previous run before timing the next
-        t, result = best_of(1, fn, setup=setup)
-        best, runs, spent = min(best, t), runs + 1, spent + t
-    return best, result, runs
+    """``harness.best_of_within`` with the peers' budget ``PEER_BUDGET_S`` by default."""
+    return best_of_within(repeats, fn, setup=setup, budget_s=budget_s)
 
 
 def _dof_keys(coords: np.ndarray, component: np.ndarray, n: int) -> np.ndarray:
@@ -345,17 +338,10 @@ def bench_fwd_bwd(n: int, repeats: int, previous: dict | None) -> dict:
             entry["skipped"] = "skipped at the previous size"
             continue
         name = "amg" if method.startswith("amg") else method
-        best, best_detail, runs = math.inf, None, 0
         try:
-            spent = 0.0
-            while runs < repeats and (runs == 0 or spent < PEER_BUDGET_S):
-                with gc_paused():
-                    t0 = time.perf_counter()
-                    u, g, c, detail = _dfem_fwd_bwd(space, E0, name, options)
-                    t = time.perf_counter() - t0
-                runs, spent = runs + 1, spent + t
-                if t < best:
-                    best, best_detail = t, detail
+            best, (_, _, _, best_detail), (u, g, c, _), runs = fastest_run(
+                repeats, functools.partial(_dfem_fwd_bwd, space, E0, name, options),
+                budget_s=PEER_BUDGET_S)
         except Exception as exc:  # a solver that breaks down is a result, not a crash
             entry["failed"] = _failure(exc)
             continue
@@ -574,28 +560,12 @@ def run(sizes, repeats: int, out: Path, verbose: bool = True, warmup: bool = Tru
     }
     if warmup:
         warm_up()
-    total = total_memory_bytes()
-    limit = MEMORY_LIMIT_BYTES if total is None else min(MEMORY_LIMIT_BYTES, int(0.8 * total))
     previous = None
     for n in sizes:
-        need = BYTES_PER_CELL_ESTIMATE * n * n
-        if need > limit:
-            entry = {"skipped": f"estimated peak memory {need / 2**30:.1f} GB exceeds "
-                                f"{limit / 2**30:.1f} GB"}
-        else:
-            gc.collect()
-            load_before = load_average()
-            t0 = time.perf_counter()
-            try:
-                entry = bench_size(n, repeats, previous)
-                previous = dict(entry["fwd_bwd"], n=n)
-            except MemoryError as exc:
-                entry = {"skipped": f"MemoryError: {exc}"}
-            gc.collect()
-            # other processes on the machine skew timings: keep the 1-minute load
-            entry["load_average_before_after"] = [load_before, load_average()]
-            entry["benchmark_wall_s"] = time.perf_counter() - t0
-            entry["peak_rss_gb_so_far"] = peak_rss_gb()
+        entry = guarded(BYTES_PER_CELL_ESTIMATE * n * n, MEMORY_LIMIT_BYTES,
+                        lambda n=n, previous=previous: bench_size(n, repeats, previous))
+        if "fwd_bwd" in entry:
+            previous = dict(entry["fwd_bwd"], n=n)
         results["sizes"][str(n)] = entry
         write_json(out, results)
         if verbose:
@@ -622,20 +592,9 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="best of R (default 3)")
     parser.add_argument("--quick", action="store_true",
                         help=f"smoke test on {' '.join(map(str, QUICK_SIZES))}")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="threads for torch, OpenMP and BLAS (default: the libraries' own)")
-    parser.add_argument("--quiet", action="store_true", help="no table on stdout")
-    parser.add_argument("--no-warmup", action="store_true",
-                        help="skip the untimed warm-up run (first-call costs then land in the "
-                             "first size)")
+    add_run_options(parser)
     args = parser.parse_args(argv)
-    if args.threads:
-        wanted = str(args.threads)
-        if argv is None and any(os.environ.get(v) != wanted for v in THREAD_VARS):
-            # OpenBLAS and OpenMP read their thread counts when loaded: start again
-            env = dict(os.environ, **dict.fromkeys(THREAD_VARS, wanted))
-            os.execve(sys.executable, [sys.executable, *sys.argv], env)
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads, argv)
     sizes = args.sizes or (QUICK_SIZES if args.quick else DEFAULT_SIZES)
     run(sizes, max(1, args.repeats), args.json, verbose=not args.quiet,
         warmup=not args.no_warmup)

@@ -52,9 +52,8 @@ sizes it finished.
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
-import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -67,16 +66,18 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing dfem
 
 import dfem  # noqa: E402
 from benchmarks.harness import (  # noqa: E402
-    THREAD_VARS,
+    add_run_options,
     best_of,
     default_dtype,
-    gc_paused,
-    load_average,
+    fastest_run,
+    guarded,
     machine_info,
-    peak_rss_gb,
     per_cell_nu,
     rel_max_diff,
+    set_threads,
     skfem_quad_mesh,
+    torchfem_heat_model,
+    torchfem_heat_solve,
     total_memory_bytes,
     write_json,
 )
@@ -179,25 +180,6 @@ def _dfem_fwd_bwd(space, nu0: torch.Tensor, method: str, options: dict):
     return u.detach(), nu.grad.detach(), detail
 
 
-def _torchfem_model(mesh, nu0: torch.Tensor, left_nodes: torch.Tensor):
-    from torchfem import PlanarHeat
-    from torchfem.materials import IsotropicConductivity2D
-
-    kappa = nu0.clone().requires_grad_(True)
-    model = PlanarHeat(mesh.nodes.detach(), mesh.cells, IsotropicConductivity2D(kappa=kappa))
-    model.heat_flux = model.integrate_body_load(1.0)
-    constraints = torch.zeros(model.n_nod, 1, dtype=torch.bool)
-    constraints[left_nodes] = True
-    model.constraints = constraints
-    return model, kappa
-
-
-def _torchfem_solve(model, kappa):
-    u, *_ = model.solve(differentiable_parameters=kappa)
-    (u * u).sum().backward()
-    return u.detach().ravel(), kappa.grad.detach()
-
-
 def bench_fwd_bwd(n: int, repeats: int) -> dict:
     from torchfem.materials import IsotropicConductivity2D
     from torchfem.sparse import describe_method, resolve_method
@@ -227,14 +209,8 @@ def bench_fwd_bwd(n: int, repeats: int) -> dict:
     _dfem_fwd_bwd(space, nu0, "direct", {})  # builds pattern, geometry, restricted pattern
     results = {}
     for method, options in methods.items():
-        best, best_detail = math.inf, None
-        for _ in range(repeats):
-            with gc_paused():
-                t0 = time.perf_counter()
-                u, g, detail = _dfem_fwd_bwd(space, nu0, method, options)
-                t = time.perf_counter() - t0
-            if t < best:
-                best, best_detail = t, detail
+        best, (_, _, best_detail), (u, g, _), _ = fastest_run(
+            repeats, functools.partial(_dfem_fwd_bwd, space, nu0, method, options))
         out[f"dfem_{method}_warm_s"] = best
         out[f"dfem_{method}_breakdown"] = best_detail
         results[method] = (u, g)
@@ -246,17 +222,17 @@ def bench_fwd_bwd(n: int, repeats: int) -> dict:
         out["torchfem_solver"] = describe_method(method, "cpu", None)
 
         def tf_cold(_):
-            model, kappa = _torchfem_model(mesh, nu0, left)
-            return _torchfem_solve(model, kappa)
+            model, kappa = torchfem_heat_model(mesh, nu0, left)
+            return torchfem_heat_solve(model, kappa)
 
         t_cold, _ = best_of(repeats, tf_cold, setup=lambda: None)
-        model, _ = _torchfem_model(mesh, nu0, left)
+        model, _ = torchfem_heat_model(mesh, nu0, left)
         load_diff = rel_max_diff(model.heat_flux.ravel(), assemble_vector(space, f=1.0).detach())
 
         def tf_warm(_):
             kappa = nu0.clone().requires_grad_(True)
             model.material = IsotropicConductivity2D(kappa=kappa)
-            return _torchfem_solve(model, kappa)
+            return torchfem_heat_solve(model, kappa)
 
         t_warm, (u_tf, g_tf) = best_of(repeats, tf_warm, setup=lambda: None)
     out["torchfem_cold_s"] = t_cold
@@ -351,28 +327,9 @@ def run(sizes, repeats: int, out: Path, verbose: bool = True, warmup: bool = Tru
     }
     if warmup:
         warm_up()
-    total = total_memory_bytes()
     for n in sizes:
-        need = estimate_bytes(n)
-        limit = MEMORY_LIMIT_BYTES if total is None else min(MEMORY_LIMIT_BYTES, int(0.8 * total))
-        if need > limit:
-            entry = {
-                "skipped": f"estimated peak memory {need / 2**30:.1f} GB exceeds "
-                f"{limit / 2**30:.1f} GB"
-            }
-        else:
-            load_before = load_average()
-            t0 = time.perf_counter()
-            try:
-                entry = bench_assembly(n, repeats)
-                entry.update(bench_fwd_bwd(n, repeats))
-            except MemoryError as exc:
-                entry = {"skipped": f"MemoryError: {exc}"}
-            gc.collect()
-            # other processes on the machine skew timings: keep the 1-minute load
-            entry["load_average_before_after"] = [load_before, load_average()]
-            entry["benchmark_wall_s"] = time.perf_counter() - t0
-            entry["peak_rss_gb_so_far"] = peak_rss_gb()
+        entry = guarded(estimate_bytes(n), MEMORY_LIMIT_BYTES,
+                        lambda n=n: bench_assembly(n, repeats) | bench_fwd_bwd(n, repeats))
         results["sizes"][str(n)] = entry
         if verbose:
             print_size(n, entry)
@@ -396,26 +353,9 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--quick", action="store_true", help=f"smoke test on {' '.join(map(str, QUICK_SIZES))}"
     )
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=None,
-        help="threads for torch, OpenMP and BLAS (default: the libraries' own)",
-    )
-    parser.add_argument("--quiet", action="store_true", help="no table on stdout")
-    parser.add_argument(
-        "--no-warmup",
-        action="store_true",
-        help="skip the untimed warm-up run (first-call costs then land in the first size)",
-    )
+    add_run_options(parser)
     args = parser.parse_args(argv)
-    if args.threads:
-        wanted = str(args.threads)
-        if argv is None and any(os.environ.get(v) != wanted for v in THREAD_VARS):
-            # OpenBLAS and OpenMP read their thread counts when loaded: start again
-            env = dict(os.environ, **dict.fromkeys(THREAD_VARS, wanted))
-            os.execve(sys.executable, [sys.executable, *sys.argv], env)
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads, argv)
     sizes = args.sizes or (QUICK_SIZES if args.quick else DEFAULT_SIZES)
     run(sizes, max(1, args.repeats), args.json, verbose=not args.quiet, warmup=not args.no_warmup)
     return 0

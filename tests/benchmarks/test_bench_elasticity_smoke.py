@@ -10,33 +10,8 @@ pytest.importorskip("skfem")
 pytest.importorskip("torchfem")
 pytest.importorskip("pyamg")
 
-ASSEMBLY_KEYS = {
-    "n_dofs",
-    "nnz",
-    "dfem_cold_s",
-    "dfem_warm_s",
-    "skfem_cold_s",
-    "skfem_warm_s",
-    "runs",
-    "assembly_ratio_vs_skfem",
-    "assembly_warm_ratio_vs_skfem",
-    "dofs_mapped",
-    "matrix_rel_max_diff",
-    "matrices_agree",
-}
-FWD_KEYS = {
-    "n_dofs",
-    "methods",
-    "torchfem_solver",
-    "torchfem_warm_s",
-    "torchfem_cold_s",
-    "load_rel_max_diff",
-    "solutions_agree",
-    "gradients_agree",
-    "dfem_best_method",
-    "fwd_bwd_ratio_vs_torchfem",
-    "fwd_bwd_cold_ratio_vs_torchfem",
-}
+# beside the key groups of conftest.shared_keys
+ASSEMBLY_KEYS = {"n_dofs", "nnz", "runs", "dofs_mapped"}
 HYPER_KEYS = {
     "linear_s",
     "neo_hookean_s",
@@ -50,7 +25,9 @@ HYPER_KEYS = {
 
 
 @pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta")
-def test_bench_elasticity_smoke(tmp_path, load_benchmark):
+def test_bench_elasticity_smoke(tmp_path, load_benchmark, shared_keys):
+    assembly_keys = shared_keys.skfem_assembly | ASSEMBLY_KEYS
+    fwd_keys = shared_keys.fwd_bwd | shared_keys.torchfem
     bench = load_benchmark("bench_elasticity")
     out = tmp_path / "bench.json"
     args = ["--json", str(out), "--sizes", "8", "12", "--repeats", "1", "--quiet", "--no-warmup"]
@@ -67,7 +44,7 @@ def test_bench_elasticity_smoke(tmp_path, load_benchmark):
 
         assert set(entry["assembly"]) == {"Q1", "Q2"}
         for element, a in entry["assembly"].items():
-            missing = ASSEMBLY_KEYS - set(a)
+            missing = assembly_keys - set(a)
             assert not missing, f"size {n} {element} lacks {sorted(missing)}"
             assert a["n_cells"] == int(n) ** 2
             assert a["dofs_mapped"], (n, element)
@@ -77,7 +54,7 @@ def test_bench_elasticity_smoke(tmp_path, load_benchmark):
         assert entry["assembly"]["Q2"]["n_dofs"] == 2 * (2 * int(n) + 1) ** 2
 
         f = entry["fwd_bwd"]
-        missing = FWD_KEYS - set(f)
+        missing = fwd_keys - set(f)
         assert not missing, f"size {n} lacks {sorted(missing)}"
         assert f["load_rel_max_diff"] < 1e-12
         assert set(f["methods"]) == set(bench.DFEM_METHODS)
