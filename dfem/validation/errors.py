@@ -23,14 +23,19 @@ def exact_gradient(exact: Callable, points: torch.Tensor) -> torch.Tensor:
     (..., dim) for a scalar field, (..., d, dim) for a vector field of shape (..., d)."""
     with torch.enable_grad():
         x = points.detach().requires_grad_(True)
-        value = exact(x)
-        if value.shape == x.shape[:-1]:
-            (grad,) = torch.autograd.grad(value.sum(), x)
-            return grad
+        value = torch.as_tensor(exact(x), dtype=x.dtype, device=x.device)
+        scalar = value.shape == x.shape[:-1] or value.ndim == 0
+        if not value.requires_grad:  # a constant: it does not depend on x
+            shape = x.shape if scalar else (*value.shape, x.shape[-1])
+            return torch.zeros(shape, dtype=x.dtype, device=x.device)
+        if scalar:
+            (grad,) = torch.autograd.grad(value.sum(), x, allow_unused=True)
+            return torch.zeros_like(x) if grad is None else grad
         rows = [
-            torch.autograd.grad(value[..., i].sum(), x, retain_graph=True)[0]
+            torch.autograd.grad(value[..., i].sum(), x, retain_graph=True, allow_unused=True)[0]
             for i in range(value.shape[-1])
         ]
+    rows = [torch.zeros_like(x) if r is None else r for r in rows]
     return torch.stack(rows, dim=-2)
 
 

@@ -203,3 +203,17 @@ def test_wrong_neumann_sign_is_detected():
     study = dfem.convergence_study(solve, u_exact, (4, 8, 16))
     assert study["l2_rate"] < 1.0
     assert min(r["l2_error"] for r in study["levels"]) > 1e-2
+
+
+def test_errors_of_a_constant_exact_solution():
+    """A constant exact solution (``[exact] u = 1.0``) has zero gradient, not an autograd
+    error; found by the case fuzzer."""
+    from dfem.validation.errors import exact_gradient
+
+    x = torch.rand(3, 4, 2, dtype=torch.float64)
+    constant = lambda p: torch.full(p.shape[:-1], 1.0, dtype=p.dtype)  # noqa: E731
+    assert torch.equal(exact_gradient(constant, x), torch.zeros_like(x))
+    space = dfem.FunctionSpace(dfem.mesh.unit_square(2), "Q1")
+    u = dfem.Poisson(space, dirichlet={"boundary": 1.0}).solve()
+    e = dfem.errors(space, u, constant)
+    assert e["l2"] < 1e-14 and e["h1"] < 1e-14
