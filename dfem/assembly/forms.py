@@ -121,10 +121,43 @@ def residual(
 
 
 def matvec(pattern, values: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """``A u`` for a matrix with CSR ``values`` in ``pattern``; batched over u and values."""
+    """``A u`` for a matrix with CSR ``values`` in ``pattern``; batched over u and values,
+    differentiable in both (to any order).
+
+    One matrix and one vector on a symmetric pattern (every pattern built from cells) go
+    through torch's CSR product, several times faster than the gather-and-add of the
+    batched path.
+    """
+    if values.ndim == 1 and u.ndim == 1 and values.dtype == u.dtype \
+            and pattern.transpose is not None:
+        return _CSRProduct.apply(values, u, pattern)
     products = values * u[..., pattern.indices]
     out = torch.zeros(pattern.n, dtype=products.dtype, device=products.device)
     return _add_at(out, pattern.rows, products)
+
+
+class _CSRProduct(torch.autograd.Function):
+    """``y = A u`` with ``A`` given by CSR values; the backward pass is written with
+    differentiable operations, so second derivatives exist too:
+    ``dL/du = A^T g`` (the same product with the transposed values) and
+    ``dL/dvalues[k] = g[row_k] u[col_k]``."""
+
+    @staticmethod
+    def forward(ctx, values, u, pattern):
+        ctx.save_for_backward(values, u)
+        ctx.pattern = pattern
+        return pattern.csr(values) @ u
+
+    @staticmethod
+    def backward(ctx, g):
+        values, u = ctx.saved_tensors
+        pattern = ctx.pattern
+        grad_values = grad_u = None
+        if ctx.needs_input_grad[0]:
+            grad_values = g[pattern.rows] * u[pattern.indices]
+        if ctx.needs_input_grad[1]:
+            grad_u = _CSRProduct.apply(values[pattern.transpose], g, pattern)
+        return grad_values, grad_u, None
 
 
 # ---------------------------------------------------------------------- operator

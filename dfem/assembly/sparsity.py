@@ -7,6 +7,7 @@ differentiates as a gather.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -88,6 +89,24 @@ class SparsityPattern:
         return torch.repeat_interleave(
             torch.arange(self.n, device=self.indptr.device), torch.diff(self.indptr)
         )
+
+    @cached_property
+    def transpose(self) -> torch.Tensor | None:
+        """For each stored entry ``(r, c)``, the position of ``(c, r)``: the CSR values of
+        ``A^T`` are ``values[transpose]``. None when the pattern is not symmetric."""
+        wanted = self.indices * self.n + self.rows
+        pos = torch.searchsorted(self._keys, wanted).clamp_max(max(self.nnz - 1, 0))
+        if self.nnz == 0 or not bool((self._keys[pos] == wanted).all()):
+            return None
+        return pos
+
+    def csr(self, values: torch.Tensor) -> torch.Tensor:
+        """A torch sparse CSR matrix with these (1D) values, for fast products (no autograd:
+        see :func:`dfem.assembly.forms.matvec`)."""
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+            return torch.sparse_csr_tensor(self.indptr, self.indices, values, (self.n, self.n),
+                                           check_invariants=False)
 
     @cached_property
     def _keys(self) -> torch.Tensor:
