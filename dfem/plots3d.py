@@ -17,7 +17,7 @@ VIEW = {"elev": 25.0, "azim": -60.0}  # the camera of 3D plots
 def _boundary_faces(mesh):
     """Vertex numbers (n_faces, 3 or 4) of the boundary faces of a 3D mesh, outward in
     cyclic order, and the cell that owns each face."""
-    ids = np.nonzero(mesh.facet_neighbours[:, 1, 0] < 0)[0]
+    ids = mesh.boundary_facet_numbers
     return mesh.oriented_facets(ids), mesh.facet_neighbours[ids, 0, 0]
 
 

@@ -36,9 +36,6 @@ import numpy as np
 from dfem.errors import DfemError
 from dfem.mesh.cells import REFERENCE_CELLS, ReferenceCell
 
-#: Local edges per cell type (kept for callers that index the node table by edge).
-LOCAL_EDGES = {name: cell.edges for name, cell in REFERENCE_CELLS.items()}
-
 
 def _linear_values(cell: ReferenceCell, xi: np.ndarray) -> np.ndarray:
     """The P1/Q1 vertex basis at ``xi`` (n, dim): barycentric or multilinear, (n, n_vertices)."""
@@ -140,11 +137,19 @@ class LagrangeElement:
     def entity_dofs(self, kind: str) -> np.ndarray:
         """Local dofs inside each entity of a kind ("vertex", "edge", "face", "interior"):
         an (n_entities, dofs per entity) array (faces: those of a 3D cell)."""
+        return self._entity_dofs[kind]
+
+    @cached_property
+    def _entity_dofs(self) -> dict[str, np.ndarray]:
         owners = self._lattice[1]
-        count = {"vertex": self.n_vertices, "edge": len(self.reference.edges),
-                 "face": len(self.reference.facets) if self.dim == 3 else 0, "interior": 1}[kind]
-        rows = [[n for n, key in enumerate(owners) if key == (kind, k)] for k in range(count)]
-        return np.array(rows, dtype=np.int64).reshape(count, len(rows[0]) if rows else 0)
+        counts = {"vertex": self.n_vertices, "edge": len(self.reference.edges),
+                  "face": len(self.reference.facets) if self.dim == 3 else 0, "interior": 1}
+        table = {}
+        for kind, count in counts.items():
+            rows = [[n for n, key in enumerate(owners) if key == (kind, k)] for k in range(count)]
+            table[kind] = np.array(rows, dtype=np.int64).reshape(count, len(rows[0]) if rows
+                                                                 else 0)
+        return table
 
     @property
     def interior_nodes(self) -> np.ndarray:

@@ -213,7 +213,7 @@ class Mesh:
         """A copy of the mesh with its nodes on another device or dtype (topology shared)."""
         return self.with_nodes(self.nodes.to(device=device, dtype=dtype), check=False)
 
-    _TABLES = ("edge_table", "face_table", "facet_neighbours", "boundary_facets")
+    _TABLES = ("edge_table", "face_table", "facet_neighbours", "boundary_facet_numbers")
 
     def with_nodes(self, nodes: torch.Tensor, *, check: bool = True) -> Mesh:
         """The same topology with new node coordinates (e.g. a tensor that requires grad).
@@ -279,9 +279,14 @@ class Mesh:
         return self.cells_np[owner[:, :1], self.reference.facets[owner[:, 1]]]
 
     @cached_property
+    def boundary_facet_numbers(self) -> np.ndarray:
+        """Global numbers (rows of :attr:`facet_table`) of the facets in exactly one cell."""
+        return np.nonzero(self.facet_neighbours[:, 1, 0] < 0)[0]
+
+    @property
     def boundary_facets(self) -> np.ndarray:
         """Vertex numbers (sorted per row) of the facets that belong to exactly one cell."""
-        return self.facet_table.entities[self.facet_neighbours[:, 1, 0] < 0]
+        return self.facet_table.entities[self.boundary_facet_numbers]
 
     @property
     def boundary_edges(self) -> np.ndarray:
@@ -307,7 +312,7 @@ class Mesh:
         """
         if tag not in self.boundaries:
             if tag == "boundary":
-                return np.nonzero(self.facet_neighbours[:, 1, 0] < 0)[0]
+                return self.boundary_facet_numbers
             known = ", ".join(sorted(self.boundaries)) or "none"
             raise MeshError(
                 f"boundary tag {tag!r} does not exist on this mesh; its tags are: {known} "

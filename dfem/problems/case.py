@@ -334,7 +334,7 @@ class Case:
 
             plain = {**self.data, "mesh": {k: v for k, v in self.data["mesh"].items()
                                            if k != "perturb"}}
-            return problem.space, u, mesh_size(build_space(plain, self.path, level))
+            return problem.space, u, mesh_size(build_mesh(plain, self.path, level))
 
         steps = range(int(levels) + 1)
         if show_progress:

@@ -83,8 +83,8 @@ def errors(
 
 
 def mesh_size(space: FunctionSpace) -> float:
-    """The longest edge of the mesh (h)."""
-    mesh = space.mesh
+    """The longest edge of the mesh (h) of a space (or of a mesh)."""
+    mesh = getattr(space, "mesh", space)
     edges = torch.as_tensor(mesh.edge_table.edges, device=mesh.device)
     lengths = torch.linalg.vector_norm(mesh.nodes[edges[:, 1]] - mesh.nodes[edges[:, 0]], dim=1)
     return float(lengths.max())
