@@ -16,13 +16,14 @@ Example
 """
 
 from dfem import mesh
-from dfem.assembly import AtQuadrature, Nodal, PerCell, assemble, energy, residual
+from dfem.assembly import AtQuadrature, Nodal, PerCell, assemble, energy, mass_matrix, residual
 from dfem.basis import FunctionSpace, LagrangeElement, VectorSpace, element
 from dfem.errors import ConvergenceError, DfemError, MeshError
 from dfem.inverse.taylor import check_gradients
 from dfem.problems import (
     BoundaryTerm,
     EnergyProblem,
+    Heat,
     LinearElasticity,
     NeoHookean,
     Poisson,
@@ -41,6 +42,7 @@ __all__ = [
     "DfemError",
     "EnergyProblem",
     "FunctionSpace",
+    "Heat",
     "LagrangeElement",
     "LinearElasticity",
     "MeshError",
@@ -56,6 +58,7 @@ __all__ = [
     "energy",
     "errors",
     "lame",
+    "mass_matrix",
     "mesh",
     "register_kernel",
     "residual",

@@ -11,6 +11,7 @@ from dfem.assembly.forms import (
     matvec,
     residual,
 )
+from dfem.assembly.mass import element_mass, mass_matrix
 from dfem.assembly.sparsity import RestrictedPattern, SparsityPattern
 
 __all__ = [
@@ -23,8 +24,10 @@ __all__ = [
     "assemble_matrix",
     "assemble_vector",
     "element_loads",
+    "element_mass",
     "element_matrices",
     "energy",
+    "mass_matrix",
     "matvec",
     "residual",
 ]

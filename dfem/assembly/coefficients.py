@@ -18,11 +18,15 @@ A leading batch shape ``...`` is carried through.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
 from dfem.basis.mapping import at_points
 from dfem.errors import DfemError
+
+if TYPE_CHECKING:
+    from dfem.basis.space import FacetGeometry, FunctionSpace
 
 
 @dataclass
@@ -149,3 +153,28 @@ def require_positive(values: torch.Tensor | None, name: str) -> None:
             f"value(s) <= 0 or NaN (minimum {float(v.nan_to_num(float('-inf')).min()):.3g}). "
             f"Check the {name} field (a log-normal field needs exp(...))."
         )
+
+
+def cell_coefficient(space: FunctionSpace, value, name: str, geometry=None):
+    """``value`` at the cell quadrature points of ``space`` (see :func:`coefficients.evaluate`)."""
+    g = space.geometry() if geometry is None else geometry
+    return evaluate(
+        value,
+        name=name,
+        points=lambda: g.points,
+        dofs=space.cell_dofs,
+        basis_values=g.values,
+        n_dofs=space.n_dofs,
+    )
+
+
+def facet_coefficient(space: FunctionSpace, value, name: str, facets: FacetGeometry):
+    """``value`` at the quadrature points of boundary facets."""
+    return evaluate(
+        value,
+        name=name,
+        points=lambda: facets.points,
+        dofs=facets.dofs,
+        basis_values=facets.values,
+        n_dofs=space.n_dofs,
+    )

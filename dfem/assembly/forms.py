@@ -28,37 +28,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from dfem.assembly.coefficients import evaluate, require_positive
+from dfem.assembly.coefficients import cell_coefficient, facet_coefficient, require_positive
+from dfem.assembly.mass import element_mass
 from dfem.basis.mapping import against_basis, at_points, basis_products, metric_pairs
 from dfem.errors import DfemError
 
 if TYPE_CHECKING:
-    from dfem.basis.space import FacetGeometry, FunctionSpace
-
-
-def cell_coefficient(space: FunctionSpace, value, name: str, geometry=None):
-    """``value`` at the cell quadrature points of ``space`` (see :func:`coefficients.evaluate`)."""
-    g = space.geometry() if geometry is None else geometry
-    return evaluate(
-        value,
-        name=name,
-        points=lambda: g.points,
-        dofs=space.cell_dofs,
-        basis_values=g.values,
-        n_dofs=space.n_dofs,
-    )
-
-
-def facet_coefficient(space: FunctionSpace, value, name: str, facets: FacetGeometry):
-    """``value`` at the quadrature points of boundary facets."""
-    return evaluate(
-        value,
-        name=name,
-        points=lambda: facets.points,
-        dofs=facets.dofs,
-        basis_values=facets.values,
-        n_dofs=space.n_dofs,
-    )
+    from dfem.basis.space import FunctionSpace
 
 
 def diffusivity(space: FunctionSpace, nu, geometry=None) -> torch.Tensor:
@@ -190,11 +166,10 @@ def element_matrices(space: FunctionSpace, nu=1.0, c=None) -> torch.Tensor:
                                                   n_pairs)
         K = coeff.reshape(*coeff.shape[:-2], n_pairs * n_q) @ stiffness_reference(
             g.reference_grads)
+    K = K.reshape(*K.shape[:-1], n_basis, n_basis)
     if c is not None:
-        cw = cell_coefficient(space, c, "c", g) * g.weights
-        cw = cw.expand(*cw.shape[:-1], n_q)
-        K = K + against_basis(cw, basis_products(g.values))
-    return K.reshape(*K.shape[:-1], n_basis, n_basis)
+        K = K + element_mass(space, c, g, name="c")
+    return K
 
 
 def stiffness_reference(reference_grads: torch.Tensor, weights=None) -> torch.Tensor:

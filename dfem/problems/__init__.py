@@ -1,14 +1,17 @@
 """Problems: energies given by a density (the core), Poisson, elasticity, nonlinear diffusion,
-and case files."""
+transient heat, and case files."""
 
 from dfem.problems.elasticity import LinearElasticity, NeoHookean, lame
 from dfem.problems.energy import BoundaryTerm, EnergyProblem, register_kernel
+from dfem.problems.heat import Heat, HeatResult
 from dfem.problems.nonlinear import NonlinearPoisson
 from dfem.problems.poisson import Poisson
 
 __all__ = [
     "BoundaryTerm",
     "EnergyProblem",
+    "Heat",
+    "HeatResult",
     "LinearElasticity",
     "NeoHookean",
     "NonlinearPoisson",

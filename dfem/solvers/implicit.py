@@ -30,25 +30,45 @@ class _ImplicitSolution(torch.autograd.Function):
         return -lam, None, None
 
 
-def reaches_a_leaf(tensor: torch.Tensor) -> bool:
-    """Whether ``tensor``'s graph reaches a leaf that requires grad (a parameter, the node
-    coordinates), not counting the stand-in leaves marked ``_dfem_point_leaf`` (point values
-    made differentiable only to take derivatives of a density)."""
-    if not tensor.requires_grad:
-        return False
-    if tensor.grad_fn is None:
-        return not getattr(tensor, "_dfem_point_leaf", False)
-    stack, seen = [tensor.grad_fn], set()
-    while stack:
+def _is_stand_in(tensor) -> bool:
+    return getattr(tensor, "_dfem_point_leaf", False)
+
+
+def graph_leaves(tensors, first_only: bool = False) -> list[torch.Tensor]:
+    """The leaf tensors that require grad and that the graphs of ``tensors`` reach (each
+    once, in the order found), not counting the stand-in leaves marked
+    ``_dfem_point_leaf`` (point values made differentiable only to take derivatives of a
+    density). With ``first_only``, stop at the first one."""
+    leaves, found = [], set()
+
+    def keep(variable):
+        if variable is not None and variable.requires_grad and not _is_stand_in(variable) \
+                and id(variable) not in found:
+            found.add(id(variable))
+            leaves.append(variable)
+
+    stack, seen = [], set()
+    for tensor in tensors:
+        if not torch.is_tensor(tensor) or not tensor.requires_grad:
+            continue
+        if tensor.grad_fn is None:
+            keep(tensor)
+        else:
+            stack.append(tensor.grad_fn)
+    while stack and not (first_only and leaves):
         node = stack.pop()
         if node is None or id(node) in seen:
             continue
         seen.add(id(node))
-        variable = getattr(node, "variable", None)
-        if variable is not None and not getattr(variable, "_dfem_point_leaf", False):
-            return True
+        keep(getattr(node, "variable", None))
         stack.extend(next_node for next_node, _ in node.next_functions)
-    return False
+    return leaves
+
+
+def reaches_a_leaf(tensor: torch.Tensor) -> bool:
+    """Whether ``tensor``'s graph reaches a leaf that requires grad (a parameter, the node
+    coordinates), not counting stand-in leaves (see :func:`graph_leaves`)."""
+    return bool(graph_leaves([tensor], first_only=True))
 
 
 def implicit_solution(residual: torch.Tensor, solution: torch.Tensor, factor) -> torch.Tensor:
