@@ -96,16 +96,21 @@ def residual(
     return matvec(space.pattern, values, u) - F
 
 
+_SMALL_NNZ = 8192
+
+
 def matvec(pattern, values: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     """``A u`` for a matrix with CSR ``values`` in ``pattern``; batched over u and values,
     differentiable in both (to any order).
 
     One matrix and one vector on a symmetric pattern (every pattern built from cells) go
     through torch's CSR product, several times faster than the gather-and-add of the
-    batched path.
+    batched path. Small matrices take the gather-and-add path: torch's threaded CSR
+    kernel costs milliseconds per call on them when the cores are busy (a time loop
+    makes thousands of such calls).
     """
     if values.ndim == 1 and u.ndim == 1 and values.dtype == u.dtype \
-            and pattern.transpose is not None:
+            and pattern.nnz >= _SMALL_NNZ and pattern.transpose is not None:
         return _CSRProduct.apply(values, u, pattern)
     products = values * u[..., pattern.indices]
     out = torch.zeros(pattern.n, dtype=products.dtype, device=products.device)

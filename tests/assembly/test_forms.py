@@ -193,11 +193,16 @@ def test_energy_gradcheck_all_inputs(name):
 
 
 @pytest.mark.parametrize("mesh", ["tet", "quad"])
-def test_matvec_fast_path_matches_dense_to_second_order(mesh):
-    """The CSR product of one matrix and one vector equals the dense product, and its first
-    and second derivatives in the values and the vector pass gradcheck / gradgradcheck
-    (non-symmetric values on the symmetric pattern, so A^T is really exercised)."""
+@pytest.mark.parametrize("small_nnz", [0, 10**9])
+def test_matvec_fast_path_matches_dense_to_second_order(mesh, small_nnz, monkeypatch):
+    """The CSR product of one matrix and one vector (and, for small matrices, the gather
+    path instead) equals the dense product, and its first and second derivatives in the
+    values and the vector pass gradcheck / gradgradcheck (non-symmetric values on the
+    symmetric pattern, so A^T is really exercised)."""
+    from dfem.assembly import forms
     from dfem.assembly.forms import assemble_matrix, matvec
+
+    monkeypatch.setattr(forms, "_SMALL_NNZ", small_nnz)
 
     grid = dfem.mesh.box(2, cell="tet") if mesh == "tet" else dfem.mesh.rectangle(2, 2, "quad")
     space = dfem.FunctionSpace(grid, "P2" if mesh == "tet" else "Q2")
