@@ -60,9 +60,30 @@ def at_time(value, t: float):
     return value
 
 
+def initial_state(space, u0) -> torch.Tensor:
+    """``u0`` as a dof vector of ``space``: a number, a callable of x, or a tensor (n_dofs,)."""
+    if torch.is_tensor(u0):
+        if u0.shape != (space.n_dofs,):
+            raise DfemError(f"the initial condition has shape {tuple(u0.shape)}, but the "
+                            f"space has {space.n_dofs} dofs: give a tensor of shape "
+                            f"({space.n_dofs},), a number or a callable of x.")
+        u0 = u0.to(dtype=space.dtype, device=space.device)
+    elif callable(u0):
+        u0 = space.interpolate(u0)
+    elif isinstance(u0, (int, float)) and not isinstance(u0, bool) and math.isfinite(u0):
+        return torch.full((space.n_dofs,), float(u0), dtype=space.dtype, device=space.device)
+    else:
+        raise DfemError(f"the initial condition must be a number, a callable of x or a tensor "
+                        f"of shape ({space.n_dofs},); got {u0!r}.")
+    if not bool(torch.isfinite(u0.detach()).all()):
+        raise DfemError(f"the initial condition has {int((~torch.isfinite(u0.detach())).sum())} "
+                        "NaN or infinite value(s).")
+    return u0
+
+
 @dataclass
-class HeatResult:
-    """The outcome of :meth:`Heat.run`.
+class TransientResult:
+    """The outcome of :meth:`Heat.run` and :meth:`GradientFlow.run`.
 
     Attributes
     ----------
@@ -188,25 +209,14 @@ class Heat:
                       neumann=neumann, robin=robin)
 
     def initial_state(self, u0) -> torch.Tensor:
-        """``u0`` as a dof vector: a number, a callable of x, or a tensor (n_dofs,)."""
-        space = self.space
-        if torch.is_tensor(u0):
-            if u0.shape != (space.n_dofs,):
-                raise DfemError(f"the initial condition has shape {tuple(u0.shape)}, but the "
-                                f"space has {space.n_dofs} dofs: give a tensor of shape "
-                                f"({space.n_dofs},), a number or a callable of x.")
-            return u0.to(dtype=space.dtype, device=space.device)
-        if callable(u0):
-            return space.interpolate(u0)
-        if isinstance(u0, (int, float)) and not isinstance(u0, bool) and math.isfinite(u0):
-            return torch.full((space.n_dofs,), float(u0), dtype=space.dtype, device=space.device)
-        raise DfemError(f"the initial condition must be a number, a callable of x or a tensor "
-                        f"of shape ({space.n_dofs},); got {u0!r}.")
+        """``u0`` as a dof vector (see :func:`initial_state`)."""
+        return initial_state(self.space, u0)
 
     # ------------------------------------------------------------------ run
     def run(self, u0, t_end=None, dt=None, scheme: str | None = None, theta=None, times=None,
             t0: float = 0.0, save_every: int = 1, observe=None, callback=None,
-            method: str = "direct", show_progress: bool = False, **solver_options) -> HeatResult:
+            method: str = "direct", show_progress: bool = False, **solver_options
+            ) -> TransientResult:
         """Step from ``u0`` at ``t0`` to ``t_end``.
 
         Parameters
@@ -235,7 +245,7 @@ class Heat:
 
         Returns
         -------
-        HeatResult
+        TransientResult
             Differentiable in ``u0``, every coefficient, the data and the node
             coordinates by the discrete adjoint (one adjoint solve per step; about
             ``2 sqrt(N)`` states held, :mod:`dfem.solvers.trajectory`).
@@ -268,5 +278,8 @@ class Heat:
                                                scheme_steps(name, theta, levels), save,
                                                observe=observe, callback=callback,
                                                progress=progress)
-        return HeatResult(u=saved[-1], snapshots=saved, saved_times=[levels[k] for k in save],
+        return TransientResult(u=saved[-1], snapshots=saved, saved_times=[levels[k] for k in save],
                           times=levels, observations=observations, info=info, scheme=name)
+
+
+HeatResult = TransientResult

@@ -80,8 +80,9 @@ class LinearDynamics:
 
 @dataclass
 class TrajectoryInfo:
-    """What a run did: steps, factorisations, seconds, and the peak number of states held
-    by the adjoint's checkpoints and segment (``peak_states``)."""
+    """What a run did: steps, factorisations, linear solves, Newton iterations (gradient
+    flows), seconds, and the peak number of states held by the adjoint's checkpoints and
+    segment (``peak_states``)."""
 
     steps: int = 0
     factorizations: int = 0
@@ -90,6 +91,7 @@ class TrajectoryInfo:
     checkpoint_every: int = 1
     peak_states: int = 0
     solves: int = 0
+    newton_iterations: int = 0
 
 
 class _Run:
