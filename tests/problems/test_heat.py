@@ -9,78 +9,36 @@ import torch
 import dfem
 from dfem.errors import DfemError
 from dfem.inverse import check_gradients
-from dfem.validation import errors
+from dfem.validation import errors, transient
 
 
-# u = exp(t) (x^2 + y^2 + x y) lies in Q2 at every t, so with Q2 the error is the time
-# discretisation's alone; the data exercise time-dependent Dirichlet, Neumann and Robin terms.
 def _exact(x, t):
-    X, Y = x[..., 0], x[..., 1]
-    return torch.exp(torch.as_tensor(t)) * (X ** 2 + Y ** 2 + X * Y)
+    return transient._temporal_exact(x, t)
 
 
-def _manufactured(space):
-    return dfem.Heat(
-        space, f=lambda x, t: _exact(x, t) - 4 * torch.exp(t),
-        dirichlet={"left": _exact, "bottom": _exact},
-        neumann={"top": lambda x, t: torch.exp(t) * (2 + x[..., 0])},
-        robin={"right": (1.0, lambda x, t: torch.exp(t) * (2 + x[..., 1]) + _exact(x, t))})
-
-
-def _rates(errs):
-    return [math.log2(a / b) for a, b in zip(errs, errs[1:], strict=False)]
-
-
-@pytest.mark.parametrize("scheme,order,steps", [
-    ("implicit-euler", 1, (20, 40, 80)), ("crank-nicolson", 2, (10, 20, 40)),
-    ("bdf2", 2, (10, 20, 40))])
-def test_temporal_convergence_orders(scheme, order, steps):
-    space = dfem.FunctionSpace(dfem.mesh.rectangle(3, 3, "quad"), "Q2")
-    heat = _manufactured(space)
-    errs = []
-    for n in steps:
-        result = heat.run(lambda x: _exact(x, 0.0), t_end=1.0, dt=1.0 / n, scheme=scheme)
-        errs.append(errors(space, result.u, lambda x: _exact(x, 1.0))["l2"])
-    tolerance = 0.1 if order == 1 else 0.15
-    assert all(abs(r - order) <= tolerance for r in _rates(errs)[-1:]), (errs, _rates(errs))
+def test_temporal_convergence_orders():
+    """Q2 holds the manufactured solution exactly in space: the error is the schemes'."""
+    for scheme, order, steps in (("implicit-euler", 1, (20, 40, 80)),
+                                 ("crank-nicolson", 2, (10, 20, 40)), ("bdf2", 2, (10, 20, 40))):
+        study = transient.temporal_study(scheme, steps)
+        tolerance = 0.1 if order == 1 else 0.15
+        assert abs(study["rates"][-1] - order) <= tolerance, study
 
 
 @pytest.mark.parametrize("cell,element,p", [("tri", "P1", 1), ("tri", "P2", 2),
                                             ("quad", "Q1", 1), ("quad", "Q2", 2)])
 def test_spatial_rates_at_small_dt(cell, element, p):
-    """u = (1 + t) sin(pi x) sin(pi y) is linear in t, which Crank-Nicolson integrates
-    without time error once the start-up transient has decayed: L2 rates p + 1."""
-    def exact(x, t):
-        return (1 + torch.as_tensor(t)) * torch.sin(math.pi * x[..., 0]) * \
-            torch.sin(math.pi * x[..., 1])
-
-    def source(x, t):
-        return exact(x, t) / (1 + t) * (1 + 2 * math.pi ** 2 * (1 + t))
-
-    errs = []
-    for n in (4, 8, 16):
-        space = dfem.FunctionSpace(dfem.mesh.rectangle(n, n, cell), element)
-        heat = dfem.Heat(space, f=source, dirichlet={"boundary": 0.0})
-        result = heat.run(lambda x: exact(x, 0.0), t_end=0.2, dt=0.02, scheme="crank-nicolson")
-        errs.append(errors(space, result.u, lambda x: exact(x, 0.2))["l2"])
-    assert abs(_rates(errs)[-1] - (p + 1)) <= 0.15, (errs, _rates(errs))
+    study = transient.spatial_study(cell, element)
+    assert abs(study["l2_rates"][-1] - (p + 1)) <= 0.15, study
+    assert abs(study["h1_rates"][-1] - p) <= 0.15, study
 
 
 def test_separable_decay_q2_crank_nicolson_error_and_monotone_energy():
-    space = dfem.FunctionSpace(dfem.mesh.rectangle(16, 16, "quad"), "Q2")
-    heat = dfem.Heat(space, dirichlet={"boundary": 0.0})
-
-    def mode(x):
-        return torch.sin(math.pi * x[..., 0]) * torch.sin(math.pi * x[..., 1])
-
-    result = heat.run(mode, t_end=0.1, dt=1e-3, scheme="crank-nicolson", save_every=5)
-    err = errors(space, result.u, lambda x: math.exp(-2 * math.pi ** 2 * 0.1) * mode(x))["l2"]
-    assert err < 1e-5
-    energy = heat.energy(result.snapshots)
-    assert energy.shape == (len(result.saved_times),)
-    assert bool((energy[1:] < energy[:-1]).all())
-    assert result.saved_times[0] == 0.0 and result.saved_times[-1] == pytest.approx(0.1)
-    assert result.info.factorizations == 1
+    result = transient.decay(n=16, element="Q2", dt=1e-3)
+    assert result["l2"] < 1e-5
+    assert result["energy_monotone"]
+    assert len(result["energy"]) == len(result["times"]) == 11
+    assert result["times"][0] == 0.0 and result["times"][-1] == pytest.approx(0.1)
 
 
 def _taylor_setup():
@@ -115,7 +73,7 @@ def test_taylor_tests_of_the_adjoint_for_initial_condition_conductivity_and_node
 
 def test_iterative_solvers_and_lumped_mass():
     space = dfem.FunctionSpace(dfem.mesh.rectangle(12, 12, "quad"), "Q1")
-    heat = _manufactured(space)
+    heat = transient.temporal_problem(space)
     direct = heat.run(lambda x: _exact(x, 0.0), t_end=0.5, dt=0.05, scheme="bdf2")
     for method in ("cg", "amg"):
         other = heat.run(lambda x: _exact(x, 0.0), t_end=0.5, dt=0.05, scheme="bdf2",
