@@ -1,4 +1,5 @@
-"""Coefficient identification: recover nu from observations of the solution.
+"""Coefficient identification: recover nu (or an initial condition) from observations of
+the solution (or of a run: :mod:`dfem.inverse.transient`).
 
 Minimise
 
@@ -36,7 +37,8 @@ class InverseResult:
     m : tensor
         The recovered unknown.
     u : tensor
-        The solution for it.
+        The solution for it (for a :class:`~dfem.inverse.transient.TransientForward`, the
+        predicted sensor histories).
     history : list of dict
         Per iteration: ``iteration``, ``objective``, ``misfit``, ``regularization``
         (unweighted) and, when a truth was given, ``error``.
@@ -76,10 +78,11 @@ def identify(
 
     Parameters
     ----------
-    problem : Poisson
-        The forward problem; its ``nu`` is replaced by the unknown's coefficient.
-    observations : Observations
-    unknown : CellLogDiffusivity, NodalLogDiffusivity or FamilyParameters
+    problem : Poisson or TransientForward
+        The forward problem; its ``nu`` (or, for an unknown with a ``target``, that
+        attribute, e.g. ``u0``) is replaced by the unknown's coefficient.
+    observations : Observations or SensorHistories
+    unknown : CellLogDiffusivity, NodalLogDiffusivity, FamilyParameters or InitialCondition
     m0 : array or tensor, optional
         Initial guess (default zeros: ``nu = 1``, or ``w = 0``).
     regularization : {"tikhonov", "tv", "none"}
@@ -117,7 +120,7 @@ def identify(
 
     def evaluate(x: np.ndarray):
         m = torch.as_tensor(x, **like).requires_grad_(True)
-        trial.nu = unknown.coefficient(m)
+        setattr(trial, getattr(unknown, "target", "nu"), unknown.coefficient(m))
         u = trial.solve()
         misfit = observations.misfit(u)
         penalty = (unknown.regularization(m, regularization, epsilon) if regularized

@@ -1,7 +1,9 @@
 """What an inverse problem recovers, and how it is regularised.
 
 An unknown maps a parameter vector ``m`` to a diffusivity coefficient for
-:class:`dfem.Poisson`:
+:class:`dfem.Poisson` (or the conductivity of :class:`dfem.Heat`, through
+:class:`dfem.inverse.transient.TransientForward`; the initial condition of a run is
+:class:`dfem.inverse.transient.InitialCondition`):
 
 :class:`CellLogDiffusivity`
     ``nu = exp(m)`` on each cell (``m`` has one entry per cell).
@@ -108,12 +110,20 @@ class NodalLogDiffusivity:
         return self.field_space.at_quadrature(m)[0]
 
     def regularization(self, m: torch.Tensor, kind: str, epsilon: float) -> torch.Tensor:
-        if kind == "tikhonov":
-            return energy(self.field_space, m)
-        geometry = self.field_space.geometry()
-        _, grad = self.field_space.at_quadrature(m, geometry)
-        density = torch.sqrt((grad * grad).sum(-1) + epsilon**2)
-        return (density * geometry.weights).sum()
+        return gradient_regularization(self.field_space, m, kind, epsilon)
+
+
+def gradient_regularization(space: FunctionSpace, m: torch.Tensor, kind: str,
+                            epsilon: float) -> torch.Tensor:
+    """The Tikhonov (``1/2 int |grad m|^2``, the Dirichlet energy with ``nu = 1``) or TV
+    (``int sqrt(|grad m|^2 + epsilon^2)``) regulariser of a field ``m`` with dofs in
+    ``space``."""
+    if kind == "tikhonov":
+        return energy(space, m)
+    geometry = space.geometry()
+    _, grad = space.at_quadrature(m, geometry)
+    density = torch.sqrt((grad * grad).sum(-1) + epsilon**2)
+    return (density * geometry.weights).sum()
 
 
 class FamilyParameters:
