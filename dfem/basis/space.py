@@ -254,9 +254,14 @@ class FunctionSpace(Space):
         return np.unique(np.concatenate(ids)) if ids else np.zeros(0, dtype=np.int64)
 
     def boundary_dofs(self, tags) -> torch.Tensor:
-        """Sorted dofs on the facets carrying any of ``tags``, as an int64 tensor."""
-        facets = self.boundary_facets(tags)
-        dofs = np.unique(self.dofmap.facet_dofs(self.mesh, facets).ravel())
+        """Sorted dofs on the facets carrying any of ``tags`` (and, for point tags, the
+        vertex dofs of their nodes), as an int64 tensor."""
+        tags = [tags] if isinstance(tags, str) else list(tags)
+        point_tags = self.mesh.point_tags
+        facets = self.boundary_facets([t for t in tags if t not in point_tags])
+        vertices = [point_tags[t] for t in tags if t in point_tags]  # dof v is vertex v
+        dofs = np.unique(np.concatenate([self.dofmap.facet_dofs(self.mesh, facets).ravel(),
+                                         *vertices]))
         return torch.as_tensor(dofs, device=self.device)
 
     def _facet_geometry(self, tags, degree: int) -> FacetGeometry:

@@ -131,6 +131,9 @@ class Mesh:
     check : bool
         Run :meth:`check` (reject degenerate or inverted cells, dangling nodes,
         tags that name no facet of the mesh). Default True.
+    points : dict of str -> integer array, optional
+        Named sets of nodes (point tags: a point load, a single support), as
+        :meth:`tag_points` adds them.
 
     Raises
     ------
@@ -139,7 +142,7 @@ class Mesh:
     """
 
     def __init__(self, nodes, cells, boundaries=None, *, cell_type: str | None = None,
-                 check: bool = True):
+                 check: bool = True, points=None):
         if not torch.is_tensor(nodes):
             nodes = torch.as_tensor(np.asarray(nodes, dtype=np.float64))
         elif not nodes.is_floating_point():
@@ -168,8 +171,59 @@ class Mesh:
                     f"(n_facets, {k}) array."
                 )
             self.boundaries[name] = facets.reshape(-1, k)
+        self.point_tags: dict[str, np.ndarray] = {}
+        for name, numbers in (points or {}).items():
+            self._add_point_tag(name, np.asarray(numbers, dtype=np.int64).ravel())
         if check:
             self.check()
+
+    # ------------------------------------------------------------------ point tags
+    def _add_point_tag(self, name: str, numbers: np.ndarray) -> None:
+        if name in self.boundaries or name == "boundary":
+            raise MeshError(f"{name!r} is already a boundary (facet) tag; give the point tag "
+                            "another name.")
+        if numbers.size and (numbers.min() < 0 or numbers.max() >= self.n_nodes):
+            raise MeshError(f"point tag {name!r} names nodes outside 0..{self.n_nodes - 1}.")
+        self.point_tags[name] = np.unique(numbers)
+
+    def tag_points(self, name: str, where, tol: float | None = None) -> np.ndarray:
+        """Name the nodes at some points (a point load, a single support) and return them.
+
+        Parameters
+        ----------
+        name : str
+            The tag; Dirichlet conditions and point loads take it like a boundary tag.
+        where : (k, dim) coordinates, or callable ``x -> bool mask``
+            Points that must be nodes of the mesh (within ``tol``), or a predicate on
+            the node coordinates (n_nodes, dim).
+        tol : float, optional
+            Default: 1e-9 times the mesh's bounding-box diagonal.
+        """
+        x = self.nodes.detach().cpu().numpy()
+        if callable(where):
+            numbers = np.nonzero(np.asarray(where(torch.as_tensor(x)), dtype=bool))[0]
+            if numbers.size == 0:
+                raise MeshError(f"point tag {name!r}: no node satisfies the condition.")
+        else:
+            points = np.asarray(where, dtype=np.float64).reshape(-1, self.dim)
+            diagonal = float(np.linalg.norm(x.max(0) - x.min(0)))
+            tol = 1e-9 * diagonal if tol is None else tol
+            distance = np.linalg.norm(x[None, :, :] - points[:, None, :], axis=2) \
+                if len(points) * len(x) <= 10**7 else None
+            if distance is None:
+                from scipy.spatial import cKDTree
+
+                d, numbers = cKDTree(x).query(points)
+            else:
+                numbers = distance.argmin(1)
+                d = distance[np.arange(len(points)), numbers]
+            far = np.nonzero(d > tol)[0]
+            if far.size:
+                raise MeshError(f"point tag {name!r}: {points[far[0]].tolist()} is not a node "
+                                f"of the mesh (the nearest is {d[far[0]]:.3g} away); give "
+                                "node coordinates.")
+        self._add_point_tag(name, numbers)
+        return self.point_tags[name]
 
     # ------------------------------------------------------------------ basics
     @property
@@ -204,9 +258,10 @@ class Mesh:
 
     def __repr__(self) -> str:
         tags = ", ".join(f"{k}: {len(v)}" for k, v in self.boundaries.items())
+        points = ", ".join(f"{k}: {len(v)}" for k, v in self.point_tags.items())
         return (
             f"Mesh({self.n_cells} {self.cell_type} cells, {self.n_nodes} nodes, "
-            f"boundaries {{{tags}}})"
+            f"boundaries {{{tags}}}" + (f", points {{{points}}}" if points else "") + ")"
         )
 
     def to(self, device=None, dtype=None) -> Mesh:
@@ -230,6 +285,7 @@ class Mesh:
         moved.cells_np = self.cells_np
         moved.cell_type = self.cell_type
         moved.boundaries = self.boundaries
+        moved.point_tags = self.point_tags
         for name in self._TABLES:
             if name in self.__dict__:
                 moved.__dict__[name] = self.__dict__[name]
@@ -313,6 +369,10 @@ class Mesh:
         if tag not in self.boundaries:
             if tag == "boundary":
                 return self.boundary_facet_numbers
+            if tag in getattr(self, "point_tags", {}):
+                raise MeshError(f"{tag!r} is a point tag (a set of nodes): it takes Dirichlet "
+                                "conditions and point loads, but a traction or flux needs a "
+                                "boundary (facet) tag.")
             known = ", ".join(sorted(self.boundaries)) or "none"
             raise MeshError(
                 f"boundary tag {tag!r} does not exist on this mesh; its tags are: {known} "

@@ -167,7 +167,8 @@ def _refine_once(mesh: Mesh) -> Mesh:
     for name, facets in mesh.boundaries.items():  # a few tags; the work per tag is vectorised
         boundaries[name] = _refine_facets(mesh, name, facets, n_nodes + n_edges)
 
-    return Mesh(torch.cat(new_nodes), cells, boundaries, check=False)
+    # refinement keeps the vertex numbers, so point tags carry over unchanged
+    return Mesh(torch.cat(new_nodes), cells, boundaries, check=False, points=mesh.point_tags)
 
 
 def _refine_facets(mesh: Mesh, name: str, facets: np.ndarray, first_face: int) -> np.ndarray:

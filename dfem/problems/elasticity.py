@@ -153,7 +153,8 @@ class _Elasticity(EnergyProblem):
     density = None
 
     def __init__(self, space, E=1.0, poisson_ratio=0.3, plane=None, body_force=None,
-                 dirichlet=None, traction=None, boundary_stress=None, quadratic=None):
+                 dirichlet=None, traction=None, boundary_stress=None, quadratic=None,
+                 point_loads=None):
         d = getattr(space, "n_components", 1)
         dim = space.mesh.nodes.shape[1]
         if not hasattr(space, "scalar") or d != dim:
@@ -195,7 +196,8 @@ class _Elasticity(EnergyProblem):
             sigma = _matrix(sigma, d, f"boundary stress on {tag!r}")
             boundary[tag] = BoundaryTerm(tag, boundary_stress_work, {"sigma": sigma}, load=True)
         super().__init__(space, type(self).density, params=params, dirichlet=dirichlet,
-                         boundary=boundary, loads=loads, quadratic=quadratic)
+                         boundary=boundary, loads=loads, quadratic=quadratic,
+                         point_loads=point_loads)
 
     @property
     def material(self):
@@ -267,6 +269,8 @@ class LinearElasticity(_Elasticity):
         is a roller).
     traction : dict {tag: t}
         Force per length (area) on boundary tags, vector fields as ``body_force``.
+    point_loads : dict {tag: [f_x, f_y(, f_z)]}
+        A force at every node of a point tag (:meth:`dfem.mesh.Mesh.tag_points`).
     boundary_stress : dict {tag: sigma}
         A stress field whose traction ``sigma n`` (outward normal n) loads the tag:
         ``[[s_xx, s_xy], [s_yx, s_yy]]`` of coefficients or a callable returning
@@ -276,9 +280,9 @@ class LinearElasticity(_Elasticity):
     density = staticmethod(linear_elastic)
 
     def __init__(self, space, E=1.0, poisson_ratio=0.3, plane=None, body_force=None,
-                 dirichlet=None, traction=None, boundary_stress=None):
+                 dirichlet=None, traction=None, boundary_stress=None, point_loads=None):
         super().__init__(space, E, poisson_ratio, plane, body_force, dirichlet, traction,
-                         boundary_stress, quadratic=True)
+                         boundary_stress, quadratic=True, point_loads=point_loads)
 
 
 class NeoHookean(_Elasticity):
@@ -291,8 +295,8 @@ class NeoHookean(_Elasticity):
     density = staticmethod(neo_hookean)
 
     def __init__(self, space, E=1.0, poisson_ratio=0.3, plane=None, body_force=None,
-                 dirichlet=None, traction=None, boundary_stress=None):
+                 dirichlet=None, traction=None, boundary_stress=None, point_loads=None):
         if plane not in (None, "strain"):
             raise DfemError("NeoHookean in 2D is plane strain; plane='stress' is not supported.")
         super().__init__(space, E, poisson_ratio, plane, body_force, dirichlet, traction,
-                         boundary_stress, quadratic=False)
+                         boundary_stress, quadratic=False, point_loads=point_loads)

@@ -63,6 +63,11 @@ class EnergyProblem:
     dirichlet : dict {tag: u_D}, optional
         See :mod:`dfem.problems.dirichlet`.
     boundary : dict {tag: boundary density, (density, params) or BoundaryTerm}, optional
+    point_loads : dict {tag: load}, optional
+        Concentrated loads at the nodes of point tags (:meth:`Mesh.tag_points`) or of
+        boundary tags: ``J -= sum_nodes load . u(node)``; ``load`` a number (scalar
+        space) or d numbers (vector space), the load at every node of the tag. Scaled by
+        the load factor.
     loads : sequence of str
         Names of ``params`` that the load factor scales (with the Dirichlet values and
         the boundary terms marked ``load=True``) during load stepping.
@@ -77,7 +82,7 @@ class EnergyProblem:
     has_energy = True
 
     def __init__(self, space, density, params=None, dirichlet=None, boundary=None, loads=(),
-                 quadratic: bool | None = None, kernel: bool = True):
+                 quadratic: bool | None = None, kernel: bool = True, point_loads=None):
         if not callable(density):
             raise DfemError(f"density must be a callable psi(u, grad_u, x, params), got "
                             f"{density!r}.")
@@ -91,12 +96,20 @@ class EnergyProblem:
         if unknown:
             raise DfemError(f"loads names {unknown} that are not in params "
                             f"{sorted(self.params)}.")
+        self.point_loads = dict(point_loads or {})
         self.use_kernel = kernel
         self._quadratic = quadratic
         self.load_factor = 1.0
         self.last_solve: dict = {}
-        for tag in [*self.dirichlet, *(term.tag for term in self.boundary)]:
+        for tag in self.dirichlet:
             space.boundary_dofs(tag)  # raises naming the known tags
+        scalar = getattr(space, "scalar", space)
+        for term in self.boundary:  # a facet integral: a point tag is refused here
+            if hasattr(scalar, "boundary_facets"):
+                scalar.boundary_facets(term.tag)
+            else:
+                space.boundary_dofs(term.tag)
+        self._point_load_vector()  # checks the point loads now, not at the first solve
 
     # ------------------------------------------------------------------ pieces
     @property
@@ -132,6 +145,28 @@ class EnergyProblem:
             cache[key] = space.pattern.restrict(free)
         return cache[key]
 
+    def _point_load_vector(self) -> torch.Tensor | None:
+        """The concentrated loads as a dof vector (scaled by the load factor), or None."""
+        if not self.point_loads:
+            return None
+        space = self.space
+        d = space.n_components
+        scalar = getattr(space, "scalar", space)
+        P = torch.zeros(space.n_dofs, dtype=space.dtype, device=space.device)
+        for tag, value in self.point_loads.items():
+            nodes = scalar.boundary_dofs(tag)
+            load = torch.as_tensor(value, dtype=space.dtype, device=space.device)
+            if load.shape not in ((), (d,)) or (d > 1 and load.shape != (d,)):
+                raise DfemError(f"the point load on {tag!r} must be "
+                                + ("a number" if d == 1 else f"{d} numbers (one per component)")
+                                + f", got {value!r}.")
+            if not bool(torch.isfinite(load).all()):
+                raise DfemError(f"the point load on {tag!r} is not finite: {value!r}.")
+            dofs = (nodes[:, None] * d + torch.arange(d, device=space.device)).reshape(-1)
+            P = P.index_add(0, dofs, load.expand(len(nodes), d).reshape(-1) if d > 1
+                            else load.expand(len(nodes)))
+        return P * self.load_factor if self.load_factor != 1.0 else P
+
     def _evaluate(self, points: PointSet, params: dict, scaled=()) -> dict:
         scalar_dofs = getattr(self.space, "scalar", self.space).n_dofs
         out = {}
@@ -163,7 +198,8 @@ class EnergyProblem:
         total = 0.0
         for pts, psi, _, scale in self._derivatives(u, order=0):
             total = total + scale * (psi * pts.weights).sum((-2, -1))
-        return total
+        P = self._point_load_vector()
+        return total if P is None else total - (P * u).sum(-1)
 
     def residual(self, u: torch.Tensor) -> torch.Tensor:
         """``R(u) = dJ/du`` at every dof (Dirichlet rows included), differentiable in u, the
@@ -182,7 +218,8 @@ class EnergyProblem:
         for pts, _, der, scale in self._derivatives(u, order=1, create_graph=create_graph):
             Re = element_residuals(pts, der.P, der.with_values)
             R = _add_at(R, interleave(pts.dofs, d), scale * Re if scale != 1.0 else Re)
-        return R
+        P = self._point_load_vector()
+        return R if P is None else R - P
 
     def tangent_values(self, u: torch.Tensor | None = None) -> torch.Tensor:
         """CSR values of the tangent ``K(u) = d R / d u`` in ``space.pattern`` (detached)."""
@@ -215,7 +252,10 @@ class EnergyProblem:
                 cols = dofs[:, None, :].expand(-1, n_f, -1)
                 values = values.index_add(0, pattern.positions(rows, cols).reshape(-1),
                                           Ke.reshape(-1))
-        return (values, R) if with_residual else values
+        if with_residual:
+            P = self._point_load_vector()
+            return values, (R if P is None else R - P)
+        return values
 
     def tangent(self, u: torch.Tensor | None = None, format: str = "torch"):
         """The tangent matrix at ``u`` (default zero) as torch sparse COO, scipy CSR or the
@@ -245,7 +285,11 @@ class EnergyProblem:
     def _linear_system(self):
         """``(values, F)`` from a registered kernel, or None."""
         kernel = _KERNELS.get(self.density) if self.use_kernel else None
-        return kernel(self) if kernel is not None else None
+        system = kernel(self) if kernel is not None else None
+        P = self._point_load_vector()
+        if system is None or P is None:
+            return system
+        return system[0], system[1] + P
 
     # ------------------------------------------------------------------ kind
     @property
