@@ -3,7 +3,9 @@
 - ``dfem solve CASE.toml [--out DIR] [--set key=value ...] [--method METHOD]`` solves a case
   file (Poisson, linear elasticity or Neo-Hookean; METHOD: direct, cg, amg or energy), prints
   a summary and writes ``DIR/report.json``, ``DIR/solution.vtu`` and ``DIR/solution.png``
-  (for elastic cases the deformed mesh coloured by the von Mises stress).
+  (for elastic cases the deformed mesh coloured by the von Mises stress); a transient case
+  (one with a ``[time]`` table) writes a time series instead: ``DIR/solution_NNNN.vtu``,
+  ``DIR/solution.pvd``, a strip of states in ``DIR/solution.png`` and ``DIR/report.json``.
 - ``dfem convergence CASE.toml --levels N [--out DIR]`` refines the case's mesh N times and
   writes ``DIR/convergence.json`` and ``DIR/convergence.png``.
 - ``dfem validate [--quick]`` checks every shipped case with an exact solution (rates, errors)
@@ -66,7 +68,15 @@ def _solve(args) -> int:
     from dfem.problems.case import Case
 
     case = Case.load(args.case, overrides=args.set)
-    report = case.solve(out=args.out, method=args.method)
+    report = case.solve(out=args.out, method=args.method, show_progress=True)
+    if case.transient:
+        from dfem.problems.transient_case import summary
+
+        _print_table(summary(report))
+        if args.out:
+            print(f"wrote {args.out}/report.json, solution.pvd ({report['saved']} VTU files "
+                  f"solution_*.vtu) and solution.png")
+        return 0
     _print_table(report)
     if args.out:
         print(f"wrote {args.out}/report.json, solution.vtu and solution.png")
@@ -111,6 +121,8 @@ def _cases(args) -> int:
             description += " [inverse config: dfem inverse]"
         elif "compare" in data or "noise" in data:
             description += " [segmentation config: dfem segment compare]"
+        elif "time" in data:
+            description += " [transient heat problem: dfem solve writes a time series]"
         print(f"{path.name:<24} {description}")
     return 0
 
@@ -144,7 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     solve = sub.add_parser("solve", help="solve a case file")
     solve.add_argument("case", help="the case file (TOML)")
-    solve.add_argument("--out", help="folder for report.json, solution.vtu and solution.png")
+    solve.add_argument("--out", help="folder for report.json, solution.vtu and solution.png "
+                       "(transient cases: solution_NNNN.vtu and solution.pvd)")
     solve.add_argument("--method", choices=["direct", "cg", "amg", "energy"],
                        help="override solver.method (energy-only options are then dropped)")
     solve.set_defaults(run=_solve)

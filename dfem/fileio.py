@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -36,6 +38,43 @@ def write_atomically(path, write, suffix: str = ".tmp") -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+@contextlib.contextmanager
+def staged_folder(folder, last=()):
+    """A temporary folder inside ``folder`` whose files move into ``folder`` at the end.
+
+    Write a set of output files (a time series) into the yielded folder; when the block
+    ends without an error each file is renamed into ``folder`` (replacing a file of the
+    same name), those named in ``last`` after the others. On an error or an interrupt
+    the staged files are deleted, so nothing of the unfinished set appears in
+    ``folder`` (which is removed again if this call created it and it is empty).
+
+    Parameters
+    ----------
+    folder : path-like
+        The output folder, created (with its parents) if missing.
+    last : sequence of str
+        File names to move last, in this order (e.g. ``("report.json",)``, the file that
+        says the set is complete).
+    """
+    folder = Path(folder)
+    created = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(dir=folder, prefix=".staging-"))
+    done = False
+    try:
+        yield stage
+        names = sorted(p.name for p in stage.iterdir())
+        order = [n for n in names if n not in last] + [n for n in last if n in names]
+        for name in order:
+            os.replace(stage / name, folder / name)
+        done = True
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+        if not done and created:
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only if empty
 
 
 def torch_save_atomic(obj, path) -> None:

@@ -81,6 +81,49 @@ def plot_solution(space, u, path, title: str = "") -> None:
     plt.close(fig)
 
 
+def plot_snapshots(space, states, times, path, title: str = "") -> None:
+    """A strip of field plots of the dof vectors ``states`` (k, n_dofs) at ``times``, one
+    panel per state on one colour scale (so that a decay or a growth shows), each
+    titled with its time. On a 3D mesh each panel is the slice ``z = `` mid-height of
+    the bounding box (:func:`dfem.plots3d.plot_snapshots_3d`)."""
+    if space.mesh.dim == 3:
+        from dfem.plots3d import plot_snapshots_3d
+
+        plot_snapshots_3d(space, states, times, path, title)
+        return
+    plt = _figure()
+    values = np.stack([space.vertex_values(u.detach()).cpu().numpy() for u in states])
+    from matplotlib.colors import Normalize
+
+    mesh = space.mesh
+    x = mesh.nodes.detach().cpu().numpy()
+    cells = mesh.cells_np
+    triangles = cells if mesh.cell_type == "tri" else np.concatenate(
+        [cells[:, [0, 1, 2]], cells[:, [0, 2, 3]]]
+    )
+    low, high = float(values.min()), float(values.max())
+    norm = Normalize(low, high) if high > low else Normalize(low - 0.5, high + 0.5)
+    lo, hi = x.min(axis=0), x.max(axis=0)
+    aspect = float((hi[1] - lo[1]) / (hi[0] - lo[0]))
+    k = len(values)
+    fig, axes = plt.subplots(1, k, figsize=(2.4 * k + 1.0, 2.4 * min(max(aspect, 0.3), 2.0)
+                                            + 0.7), squeeze=False, layout="constrained")
+    for ax, v, t in zip(axes[0], values, times, strict=True):
+        shading = ax.tripcolor(x[:, 0], x[:, 1], triangles, v, shading="gouraud",
+                               cmap="viridis", norm=norm)
+        ax.set_xlim(lo[0], hi[0])
+        ax.set_ylim(lo[1], hi[1])
+        ax.set_aspect("equal")
+        ax.set_title(f"t = {float(t):.4g}", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.colorbar(shading, ax=axes[0].tolist(), label="u", shrink=0.9)
+    fig.suptitle(title or f"{space.element.name}, {mesh.n_cells} cells, {space.n_dofs} dofs",
+                 fontsize=10)
+    _save(fig, path)
+    plt.close(fig)
+
+
 def deformation_scale(mesh, displacement, fraction: float = 0.1) -> float:
     """The factor ``s`` that makes ``s max_i |u_i|`` equal to ``fraction`` times the domain
     size (the longer side of the mesh's bounding box); 1 for a zero displacement."""

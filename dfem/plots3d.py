@@ -109,6 +109,37 @@ def plot_solution_3d(space, u, path, title: str) -> None:
     plt.close(fig)
 
 
+def plot_snapshots_3d(space, states, times, path, title: str) -> None:
+    """:func:`dfem.plots.plot_snapshots` on a 3D mesh: one mid-height slice per state, on
+    one colour scale."""
+    plt = _figure()
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    x = space.mesh.nodes.detach().cpu().numpy()
+    lo, hi = x.min(axis=0), x.max(axis=0)
+    images = [_slice_values(space, u, lo, hi) for u in states]
+    stack = np.stack([image for image, _, _ in images])
+    low, high = float(np.nanmin(stack, initial=np.inf)), float(np.nanmax(stack, initial=-np.inf))
+    if not high > low:  # a constant field (or no point inside)
+        low, high = (low - 0.5, high + 0.5) if np.isfinite(low) else (-0.5, 0.5)
+    norm, cmap = Normalize(low, high), plt.get_cmap("viridis").with_extremes(bad="0.85")
+    k = len(images)
+    fig, axes = plt.subplots(1, k, figsize=(2.4 * k + 1.0, 3.1), squeeze=False,
+                             layout="constrained")
+    for ax, (image, extent, _), t in zip(axes[0], images, times, strict=True):
+        ax.imshow(image, origin="lower", extent=extent, cmap=cmap, norm=norm,
+                  interpolation="nearest")
+        ax.set_aspect("equal")
+        ax.set_title(f"t = {float(t):.4g}", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.colorbar(ScalarMappable(norm, cmap), ax=axes[0].tolist(), label="u", shrink=0.9)
+    fig.suptitle(f"{title or space.element.name} (slices z = {images[0][2]:.4g})", fontsize=10)
+    _save(fig, path)
+    plt.close(fig)
+
+
 def plot_deformed_3d(mesh, x, moved, values, path, title, how, label) -> None:
     """The deformed boundary surface, each face coloured by the value of its cell, over
     the undeformed boundary's edges (small meshes) or bounding box (large ones)."""

@@ -230,3 +230,32 @@ def _add_xdmf_information(path: Path, names: dict) -> None:
     info = (f'<Information Name="Information" Value="{len(names)}">'
             f"{escape(f'<main>{maps}</main>')}</Information>")
     path.write_bytes(text[:at + 1] + info.encode() + text[at + 1:])
+
+
+def write_pvd(path, datasets) -> None:
+    """Write a ParaView collection (``.pvd``) of a time series, atomically.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The ``.pvd`` file.
+    datasets : sequence of (float, str)
+        ``(time, file)`` pairs, the files (usually ``.vtu``) named relative to the
+        ``.pvd`` file's folder, in time order.
+
+    The file is ``<VTKFile type="Collection">`` with one ``<DataSet timestep="t"
+    file="..."/>`` per entry (times written with full precision), which ParaView opens
+    as one time-dependent data set.
+    """
+    rows = "".join(
+        f'    <DataSet timestep="{float(t)!r}" group="" part="0" file={quoteattr(str(file))}/>\n'
+        for t, file in datasets
+    )
+    text = ('<?xml version="1.0"?>\n'
+            '<VTKFile type="Collection" version="0.1" byte_order="LittleEndian">\n'
+            f"  <Collection>\n{rows}  </Collection>\n</VTKFile>\n")
+
+    def write(tmp: str) -> None:
+        Path(tmp).write_text(text)
+
+    write_atomically(path, write, suffix=".tmp.pvd")

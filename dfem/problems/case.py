@@ -30,6 +30,10 @@ components and ``uz`` in 3D); its space has one component per dimension. ``[outp
 [[x, y], ...]`` (``[x, y, z]`` in 3D) adds the solution at those points to the report, for
 every problem type.
 
+A case with a ``[time]`` table is transient: a heat problem (:class:`dfem.Heat`) with
+``[initial] u``, whose source, boundary values and exact solution may use ``t``; it lives
+in :mod:`dfem.problems.transient_case`.
+
 Values are numbers or expressions in x, y (and z in 3D; see :mod:`dfem.problems.expressions`). The
 schema is checked by :mod:`dfem.problems.case_schema`, the elastic branch lives in
 :mod:`dfem.problems.elastic_case`; the full schema is documented in ``docs/cases.md``.
@@ -97,8 +101,14 @@ class Case:
 
     @property
     def kind(self) -> str:
-        """``problem.type``: "poisson", "linear-elasticity" or "neo-hookean"."""
-        return problem_type(self.data)
+        """``problem.type``: "poisson", "linear-elasticity" or "neo-hookean"; "heat" for a
+        transient case."""
+        return "heat" if self.transient else problem_type(self.data)
+
+    @property
+    def transient(self) -> bool:
+        """Whether the case has a ``[time]`` table (a heat problem stepped in time)."""
+        return "time" in self.data
 
     @property
     def elastic(self) -> bool:
@@ -122,8 +132,13 @@ class Case:
 
     def problem(self, space=None):
         """The problem on ``space`` (default: :meth:`space`): a :class:`Poisson`,
-        :class:`NonlinearPoisson`, :class:`~dfem.LinearElasticity` or :class:`~dfem.NeoHookean`."""
+        :class:`NonlinearPoisson`, :class:`~dfem.LinearElasticity`, :class:`~dfem.NeoHookean`
+        or, for a transient case, a :class:`~dfem.Heat`."""
         space = self.space() if space is None else space
+        if self.transient:
+            from dfem.problems.transient_case import heat_problem
+
+            return heat_problem(self.data, space)
         if self.elastic:
             from dfem.problems.elastic_case import elastic_problem
 
@@ -172,10 +187,15 @@ class Case:
         return Poisson(space, dirichlet=dirichlet, neumann=neumann, robin=robin, **kwargs)
 
     def exact(self):
-        """The exact solution ``x -> u(x)`` (``(..., dim)`` for elastic cases), or None."""
+        """The exact solution ``x -> u(x)`` (``(..., dim)`` for elastic cases; at the final
+        time for transient cases), or None."""
         text = self.data.get("exact", {}).get("u")
         if text is None:
             return None
+        if self.transient:
+            from dfem.problems.transient_case import exact_at
+
+            return exact_at(self.data, float(self.data["time"]["t_end"]))
         if self.elastic:
             from dfem.problems.elastic_case import exact_displacement
 
@@ -212,9 +232,10 @@ class Case:
         except DfemError as exc:
             raise DfemError(f"output.probes: {exc}") from exc
 
-    def solve(self, out=None, method: str | None = None) -> dict:
+    def solve(self, out=None, method: str | None = None, show_progress: bool = False) -> dict:
         """Solve the case; write ``report.json``, ``solution.vtu`` and ``solution.png`` under
-        ``out``.
+        ``out``. A transient case is run by :func:`dfem.problems.transient_case.solve`
+        instead (a time series, with a progress bar over the steps if ``show_progress``).
 
         ``method`` overrides solver.method (and drops the options of the case's
         method that do not apply to it). Returns the report: case, problem, element,
@@ -224,6 +245,10 @@ class Case:
         and reactions (see :mod:`dfem.problems.elastic_case`), cases with ``[output]
         probes`` a list of ``{"point", "u"}``.
         """
+        if self.transient:
+            from dfem.problems import transient_case
+
+            return transient_case.solve(self, out, method, show_progress=show_progress)
         t0 = time.perf_counter()
         problem = self.problem()
         probes = self.probes(problem.space)
@@ -313,6 +338,12 @@ class Case:
         """
         from dfem.validation.errors import convergence_study
 
+        if self.transient:
+            raise DfemError(
+                "dfem convergence does not support transient cases (a [time] table) yet; "
+                "refine by hand with --set mesh.n=... and --set time.dt=... and compare the "
+                "l2_error of dfem solve."
+            )
         exact = self.exact()
         if exact is None:
             raise DfemError("a convergence study needs an exact solution: add [exact] u = \"...\".")

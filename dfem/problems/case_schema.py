@@ -3,8 +3,10 @@
 Which keys ``[problem]``, ``[boundary.TAG]``, ``[exact]`` and ``[solver]`` take depends on
 ``problem.type``: ``"poisson"`` (the default), ``"linear-elasticity"`` or ``"neo-hookean"``.
 :func:`check_case` rejects, with a :class:`DfemError` naming the key and what it must be,
-unknown keys, keys of another problem type and values of the wrong type. The full schema
-is documented in ``docs/cases.md``.
+unknown keys, keys of another problem type and values of the wrong type. A ``[time]``
+table makes a case transient (a heat problem, :mod:`dfem.problems.transient_case`): its
+keys, those of ``[initial]`` and ``problem.rho_c`` are checked here too, and are errors in
+a steady case. The full schema is documented in ``docs/cases.md``.
 """
 
 from __future__ import annotations
@@ -23,22 +25,31 @@ ELASTIC_TYPES = ("linear-elasticity", "neo-hookean")
 COMPONENTS = ("ux", "uy", "uz")
 
 _PROBLEM_KEYS = {
-    "poisson": {"type", "nu", "c", "f", "nonlinear", "reaction"},
+    "poisson": {"type", "nu", "c", "f", "nonlinear", "reaction", "rho_c"},
     "linear-elasticity": {"type", "E", "poisson_ratio", "plane", "body_force"},
     "neo-hookean": {"type", "E", "poisson_ratio", "plane", "body_force"},
 }
 POISSON_CONDITIONS = ("dirichlet", "neumann", "robin")
 ELASTIC_CONDITIONS = ("displacement", *COMPONENTS, "traction", "stress")
 
+#: Keys of the [time] table of a transient case.
+TIME_KEYS = {"t_end", "dt", "scheme", "theta", "save_every"}
+#: Time-stepping schemes by name (``time.theta`` gives any theta scheme instead).
+SCHEME_NAMES = ("implicit-euler", "crank-nicolson", "bdf2")
+#: The most time steps a case may take (t_end / dt).
+MAX_STEPS = 1_000_000
+
 _KNOWN = {
     "": {"name", "description", "mesh", "element", "nurbs", "problem", "boundary", "exact",
-         "solver", "output"},
+         "solver", "output", "time", "initial"},
     "mesh": {"n", "nx", "ny", "nz", "cell", "x", "y", "z", "file", "diagonal", "corners",
              "perturb"},
     "nurbs": NURBS_KEYS,
     "exact": {"u", "l2_error_max"},
     "solver": {"method", "rtol", "maxiter", "optimizer", "lr", "load_steps", "max_iter"},
     "output": {"probes"},
+    "time": TIME_KEYS,
+    "initial": {"u"},
 }
 
 
@@ -88,6 +99,10 @@ def _number_or_text(v) -> bool:
     return (_is_number(v) and math.isfinite(v)) or isinstance(v, str)
 
 
+def _positive_number(v) -> bool:
+    return _is_number(v) and math.isfinite(v) and v > 0
+
+
 def _young(v) -> bool:
     return isinstance(v, (str, dict)) or (_is_number(v) and v > 0)
 
@@ -133,6 +148,8 @@ _TYPES = {
         "a number in (-1, 0.5) or an expression (0.5 is incompressible, which a displacement "
         "formulation cannot represent)",
     ),
+    ("problem", "rho_c"): (
+        _young, "a positive number (the heat capacity per volume), an expression or a field table"),
     ("exact", "l2_error_max"): (lambda v: _is_number(v) and v > 0, "a positive number"),
     ("solver", "method"): (
         lambda v: v in ("direct", "cg", "amg", "energy"),
@@ -153,12 +170,26 @@ _TYPES = {
         _points,
         "a non-empty list of points [[x, y], ...] (a single point as [[x, y]])",
     ),
+    ("time", "t_end"): (_positive_number, "a positive number (the final time; runs start at 0)"),
+    ("time", "dt"): (_positive_number, "a positive number (the time step)"),
+    ("time", "scheme"): (
+        lambda v: v in SCHEME_NAMES,
+        f"one of {', '.join(map(repr, SCHEME_NAMES))} (or give time.theta in [0, 1] instead)",
+    ),
+    ("time", "theta"): (lambda v: _is_number(v) and 0 <= v <= 1,
+                        "a number in [0, 1] (1 implicit Euler, 0.5 Crank-Nicolson)"),
+    ("time", "save_every"): (_positive_int, "a positive integer (keep every k-th state)"),
+    ("initial", "u"): (
+        lambda v: _number_or_text(v) or isinstance(v, dict),
+        "a number, an expression in x, y (z) or a field table: the state at t = 0",
+    ),
 }
 
 
 def check_case(data: dict) -> None:
     """Raise :class:`DfemError` on the first unknown key or value of the wrong type."""
-    for section in ("", "mesh", "nurbs", "problem", "exact", "solver", "output"):
+    for section in ("", "mesh", "nurbs", "problem", "exact", "solver", "output", "time",
+                    "initial"):
         table = data if section == "" else data.get(section, {})
         if not isinstance(table, dict):
             raise DfemError(f"[{section}] must be a table in the case file.")
@@ -198,6 +229,50 @@ def check_case(data: dict) -> None:
         raise DfemError("[boundary] must hold tables [boundary.TAG] with one condition each.")
     for tag, conditions in boundary.items():
         _check_conditions(tag, conditions, kind)
+    _check_time(data, kind)
+
+
+def _check_time(data: dict, kind: str) -> None:
+    """The rules of transient cases: ``[time]`` with ``t_end`` and ``dt``, one scheme, a
+    heat problem; ``[initial]`` and ``problem.rho_c`` only beside ``[time]``."""
+    problem = data.get("problem", {})
+    if "time" not in data:
+        for key, where in (("initial", "an [initial] table"), ("rho_c", "problem.rho_c")):
+            if key in data or key in problem:
+                raise DfemError(
+                    f"{where} belongs to a transient case, and this case has no [time] table: "
+                    f"add [time] t_end = ..., dt = ... or drop it."
+                )
+        return
+    time = data["time"]
+    if kind != "poisson":
+        raise DfemError(
+            f'a [time] table makes a case a transient heat problem, but problem.type = "{kind}"; '
+            f"transient cases solve rho_c du/dt - div(nu grad u) + c u = f: drop problem.type "
+            f"or the [time] table."
+        )
+    for key in ("nonlinear", "reaction"):
+        if key in problem and problem[key] is not False:
+            raise DfemError(f"problem.{key} is not supported in transient cases (linear heat "
+                            f"problems only): drop it or the [time] table.")
+    missing = [k for k in ("t_end", "dt") if k not in time]
+    if missing:
+        raise DfemError(f"[time] needs {' and '.join(f'time.{k}' for k in missing)} (the final "
+                        f"time and the time step).")
+    if "scheme" in time and "theta" in time:
+        raise DfemError(f"[time] gives scheme = {time['scheme']!r} and theta = {time['theta']!r}; "
+                        f"give one of them.")
+    t_end, dt = time["t_end"], time["dt"]
+    if t_end < dt * (1 - 1e-12):
+        raise DfemError(f"time.t_end = {t_end!r} is less than one step time.dt = {dt!r}; choose "
+                        f"dt <= t_end.")
+    if t_end / dt > MAX_STEPS:
+        raise DfemError(f"time.t_end / time.dt = {t_end / dt:.3g} steps; a case takes at most "
+                        f"{MAX_STEPS}: choose a larger dt.")
+    exact = data.get("exact", {}).get("u")
+    if isinstance(exact, list):
+        raise DfemError("exact.u of a transient case is one number or expression in x, y (z) "
+                        "and t, not a list.")
 
 
 def _other_type_hint(section: str, unknown: set, kind: str) -> str:

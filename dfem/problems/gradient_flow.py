@@ -140,7 +140,7 @@ class GradientFlow:
         if show_progress:
             from dfem.progress import progress
 
-            indices = progress(indices, "time steps", unit="step")
+            indices = progress(indices, "time steps", unit="step", max_lines=20)
         for n in indices:
             (alpha, beta), previous = steps[n].new, steps[n].previous
             w = sum(a * V for (a, _), V in zip(previous, history, strict=False)) / alpha

@@ -48,9 +48,10 @@ def depends_on_time(value) -> bool:
         parameters = inspect.signature(value).parameters.values()
     except (TypeError, ValueError):  # a builtin: called with x alone
         return False
-    positional = [p for p in parameters
-                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)]
-    return len(positional) >= 2 or any(p.kind == p.VAR_POSITIONAL for p in positional)
+    # named parameters only: a callable taking *args (an Expression of x) is one of x
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY,
+                                                      p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) >= 2
 
 
 def at_time(value, t: float):
@@ -273,7 +274,7 @@ class Heat:
         if show_progress:
             from dfem.progress import progress as bar
 
-            progress = lambda steps: bar(steps, "time steps", unit="step")  # noqa: E731
+            progress = lambda steps: bar(steps, "time steps", unit="step", max_lines=20)  # noqa: E731
         saved, observations, info = integrate(dynamics, start, levels,
                                                scheme_steps(name, theta, levels), save,
                                                observe=observe, callback=callback,

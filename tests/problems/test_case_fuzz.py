@@ -28,6 +28,7 @@ from hypothesis import strategies as st  # noqa: E402
 
 from dfem.errors import ConvergenceError, DfemError  # noqa: E402
 from dfem.problems.case import Case, case_files  # noqa: E402
+from dfem.problems.heat import Heat  # noqa: E402
 from dfem.problems.nonlinear import NonlinearPoisson  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -82,6 +83,12 @@ def _build(case: Case):
         exact = case.exact()
         problem = case.problem()
         points = problem.space.mesh.nodes.detach()
+        if isinstance(problem, Heat):  # its pieces at t0 evaluate every coefficient
+            zero = torch.zeros(problem.space.n_dofs, dtype=points.dtype)
+            problem.mass(), problem.stiffness(), problem.load(0.0), problem.energy(zero)
+            problem.dirichlet_values(0.0)
+            _evaluate(exact, points)  # at the final time
+            return problem
         if hasattr(problem.space, "scalar"):
             # an elastic case: its energy evaluates every coefficient at the quadrature points
             problem.energy(torch.zeros(problem.space.n_dofs, dtype=points.dtype))

@@ -147,3 +147,16 @@ def test_bad_problem_data_are_named():
         dfem.Heat(space, dirichlet={"nowhere": 0.0})
     with pytest.raises(DfemError, match="vector-valued"):
         dfem.Heat(dfem.FunctionSpace(space.mesh, "Q1", shape=(2,)))
+
+
+def test_expressions_of_x_and_of_x_and_t_are_told_apart():
+    from dfem.problems.expressions import coefficient
+    from dfem.problems.heat import depends_on_time
+
+    space = dfem.FunctionSpace(dfem.mesh.rectangle(3, 3, "quad"), "Q1")
+    of_x = coefficient("x * y", "problem.f")  # an Expression called as fn(*args)
+    assert not depends_on_time(of_x)
+    assert depends_on_time(lambda x, t: t) and not depends_on_time(lambda x: x)
+    source = dfem.Heat(space, f=of_x, dirichlet={"boundary": 0.0}).load(0.3)
+    assert torch.allclose(source, dfem.Heat(space, f=lambda x: x[..., 0] * x[..., 1],
+                                            dirichlet={"boundary": 0.0}).load(0.3))
