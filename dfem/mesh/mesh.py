@@ -177,6 +177,28 @@ class Mesh:
         if check:
             self.check()
 
+    def tag_facets(self, name: str, where) -> np.ndarray:
+        """Name the boundary facets whose centroids satisfy ``where`` and return them.
+
+        Parameters
+        ----------
+        name : str
+            The new boundary tag (e.g. a heat sink: part of one side).
+        where : callable ``x -> bool mask``
+            A predicate on the facet centroids (n_boundary_facets, dim).
+        """
+        if name in self.boundaries or name == "boundary" or name in self.point_tags:
+            raise MeshError(f"the tag {name!r} exists already; choose another name.")
+        facets = self.boundary_facets
+        centroids = self.nodes.detach().cpu()[torch.as_tensor(facets)].mean(dim=1)
+        chosen = np.asarray(where(centroids), dtype=bool)
+        if chosen.shape != (len(facets),) or not chosen.any():
+            raise MeshError(f"boundary tag {name!r}: no boundary facet satisfies the condition "
+                            "(it gets the facet centroids, shape (n, dim), and must return one "
+                            "bool per facet).")
+        self.boundaries[name] = facets[chosen]
+        return self.boundaries[name]
+
     # ------------------------------------------------------------------ point tags
     def _add_point_tag(self, name: str, numbers: np.ndarray) -> None:
         if name in self.boundaries or name == "boundary":

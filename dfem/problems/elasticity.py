@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import torch
 
+from dfem.assembly.coefficients import AtQuadrature, Nodal, PerCell
 from dfem.assembly.density import PointSet
 from dfem.assembly.forms import _add_at
 from dfem.basis.vector import interleave
@@ -170,6 +171,8 @@ class _Elasticity(EnergyProblem):
             raise DfemError(f"plane must be 'strain' or 'stress', got {plane!r}.")
         self.plane = plane
         for name, value in (("E", E), ("poisson_ratio", poisson_ratio)):
+            if isinstance(value, (Nodal, PerCell, AtQuadrature)):
+                value = value.values  # the wrapper only says where the values live
             if not callable(value) and not isinstance(value, (list, tuple)):
                 try:
                     v = torch.as_tensor(value, dtype=torch.float64)

@@ -271,6 +271,7 @@ def sparse_solve(
     method: str = "direct",
     symmetric: bool = True,
     info: dict | None = None,
+    factor=None,
     **options,
 ) -> torch.Tensor:
     """Solve ``A x = b`` for A with CSR ``values`` in ``pattern``; differentiable in values and b.
@@ -286,6 +287,9 @@ def sparse_solve(
         Whether A is symmetric (chooses the direct ordering; CG and AMG need it).
     info : dict, optional
         Filled with the :class:`SolveInfo` of the forward solve under ``"solve"``.
+    factor : optional
+        A prepared solver of these values (:func:`factorize`) to reuse, e.g. for a
+        constant matrix solved against many right-hand sides (a filter, a time step).
     **options
         ``rtol`` (default 1e-10), ``atol``, ``maxiter`` for the iterative methods;
         ``hierarchy`` ("rs" or "sa"), ``near_nullspace`` and ``max_coarse`` for "amg"
@@ -299,7 +303,8 @@ def sparse_solve(
         if info is not None:
             info["solve"] = SolveInfo(method)
         return b + 0 * values.sum()
-    factor = factorize(pattern, values.detach(), method, symmetric, **options)
+    if factor is None:
+        factor = factorize(pattern, values.detach(), method, symmetric, **options)
     x = _SparseSolve.apply(values, b, pattern, factor)
     if info is not None:
         info["solve"] = factor.info
