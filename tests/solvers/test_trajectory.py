@@ -132,3 +132,16 @@ def test_factorisation_reused_for_equal_steps_and_redone_when_dt_changes():
     assert info.factorizations == 2  # step sizes 0.1 and 0.2
     # BDF2: its implicit Euler start, then one matrix for equal steps
     assert heat.run(1.0, t_end=1.0, dt=0.1, scheme="bdf2").info.factorizations == 2
+
+
+def test_adjoint_through_iterative_solvers_matches_the_direct_one():
+    space = dfem.FunctionSpace(dfem.mesh.rectangle(8, 8, "quad"), "Q1")
+    grads = {}
+    for method in ("direct", "cg", "amg"):
+        k = torch.full((64,), 1.5, dtype=torch.float64, requires_grad=True)
+        heat = dfem.Heat(space, k=k, f=1.0, dirichlet={"boundary": 0.0})
+        result = heat.run(0.0, t_end=0.1, dt=0.01, scheme="bdf2", method=method, rtol=1e-13)
+        (grads[method],) = torch.autograd.grad((result.u ** 2).sum(), k)
+    scale = float(grads["direct"].abs().max())
+    for method in ("cg", "amg"):
+        assert float((grads[method] - grads["direct"]).abs().max()) < 1e-9 * scale
