@@ -322,9 +322,11 @@ def plot_cell_fields(mesh, fields: dict, path, title: str = "") -> None:
     plt.close(fig)
 
 
-def plot_inverse_history(history: list, weight: float, path, title: str = "") -> None:
+def plot_inverse_history(history: list, weight: float, path, title: str = "",
+                         error_label: str | None = None) -> None:
     """Misfit, weighted regularisation and (when recorded) the error against the truth per
-    L-BFGS iteration, on a log scale."""
+    L-BFGS iteration, on a log scale; ``error_label`` names the error (default: the
+    relative L2 error of log nu)."""
     plt = _figure()
     iterations = [row["iteration"] for row in history]
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
@@ -334,8 +336,28 @@ def plot_inverse_history(history: list, weight: float, path, title: str = "") ->
                     label="weight x regularisation")
     if all("error" in row for row in history):
         ax.semilogy(iterations, [row["error"] for row in history], "k--",
-                    label="relative L2 error of log nu")
+                    label=error_label or "relative L2 error of log nu")
     _finish_line_plot(plt, fig, ax, "L-BFGS iteration", title, path)
+
+
+def plot_sensor_histories(times, observed, predicted, names, path, title: str = "") -> None:
+    """Sensor histories against time: the data ``observed`` (n_levels, k) as markers and
+    the fitted histories ``predicted`` (n_levels, k) as lines, one colour per sensor,
+    labelled with ``names`` (k strings)."""
+    plt = _figure()
+    times = np.asarray(times, dtype=float)
+    observed = np.asarray(observed.detach().cpu() if hasattr(observed, "detach") else observed,
+                          dtype=float)
+    predicted = np.asarray(predicted.detach().cpu() if hasattr(predicted, "detach")
+                           else predicted, dtype=float)
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    for j, name in enumerate(names):
+        colour = f"C{j % 10}"
+        ax.plot(times, observed[:, j], "o", color=colour, markersize=3.5, alpha=0.7,
+                label=f"data at {name}")
+        ax.plot(times, predicted[:, j], "-", color=colour, label="fit" if j == 0 else None)
+    ax.set_ylabel("u")
+    _finish_line_plot(plt, fig, ax, "t", title, path)
 
 
 def plot_segmentation_curves(summary: dict, path) -> None:
@@ -414,6 +436,77 @@ def plot_table5(table5: dict, paper: dict, path) -> None:
     ax.set_title("Table 5: -Δu = 2π² sin(πx) sin(πy)")
     ax.grid(True, axis="y", which="both", alpha=0.3)
     ax.legend()
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+
+
+def plot_density(mesh, density, path, title: str = "") -> None:
+    """A topology optimisation design: the physical density per cell on a grey scale from
+    white (0, void) to black (1, solid), as in the classic pictures. A 2D mesh is drawn
+    cell by cell without axes; a 3D mesh as the surface of its solid cells (density >=
+    0.5) beside the density on the mid-plane slice (:func:`dfem.plots3d.plot_density_3d`).
+
+    Parameters
+    ----------
+    mesh : Mesh
+    density : (n_cells,) array or tensor
+        Values in [0, 1].
+    path : path-like
+        The PNG file (written atomically).
+    title : str
+    """
+    density = np.asarray(density.detach().cpu() if hasattr(density, "detach") else density,
+                         dtype=float)
+    if mesh.dim == 3:
+        from dfem.plots3d import plot_density_3d
+
+        plot_density_3d(mesh, density, path, title)
+        return
+    plt = _figure()
+    from matplotlib.collections import PolyCollection
+
+    corners = mesh.nodes.detach().cpu().numpy()[mesh.cells_np]
+    lo, hi = corners.reshape(-1, 2).min(axis=0), corners.reshape(-1, 2).max(axis=0)
+    aspect = float((hi[1] - lo[1]) / max(hi[0] - lo[0], 1e-300))
+    width = 7.0
+    fig, ax = plt.subplots(figsize=(width, min(max(width * aspect, 1.2), 7.0) + 0.5))
+    cells = PolyCollection(corners, array=density, cmap="gray_r", edgecolors="face",
+                           linewidths=0.3)
+    cells.set_clim(0.0, 1.0)
+    ax.add_collection(cells)
+    ax.set_xlim(lo[0], hi[0])
+    ax.set_ylim(lo[1], hi[1])
+    ax.set_aspect("equal")
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+
+
+def plot_design_history(history: list, volume_fraction: float, path, title: str = "") -> None:
+    """The convergence of a topology optimisation: the compliance (log scale) and the
+    volume fraction (with the allowed one dashed) against the iteration, from the rows of
+    :attr:`dfem.design.TopologyOptimization.history`."""
+    plt = _figure()
+    iterations = [row["iteration"] for row in history]
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(6.4, 5.6), sharex=True)
+    top.semilogy(iterations, [row["compliance"] for row in history], label="compliance")
+    top.set_ylabel("compliance")
+    top.grid(True, which="both", alpha=0.3)
+    top.legend()
+    bottom.plot(iterations, [row["volume"] for row in history], label="volume fraction")
+    bottom.axhline(volume_fraction, color="k", linestyle="--", linewidth=1,
+                   label=f"allowed {volume_fraction:g}")
+    volumes = [row["volume"] for row in history] + [volume_fraction]
+    bottom.set_ylim(min(min(volumes), volume_fraction - 0.05),  # changes of 1e-4 stay flat
+                    max(max(volumes), volume_fraction + 0.05))
+    bottom.set_ylabel("volume fraction")
+    _finish_axes(bottom, "iteration")
+    if title:
+        top.set_title(title)
     fig.tight_layout()
     _save(fig, path)
     plt.close(fig)

@@ -28,6 +28,27 @@
 Without ``file`` the observations are synthetic: the case is solved with its own
 ``nu`` (the truth) and noise is added; the errors against the truth are then
 reported. With ``file`` the case's ``nu`` is not used.
+
+A transient case (one with a ``[time]`` table, a heat problem) is observed at every
+time level ``t = 0, dt, ..., t_end`` (the data are sensor histories), and may recover
+the conductivity as above or the initial condition::
+
+    [initial]
+    u = "sin(pi*x)*sin(pi*y)*(1 + x)"   # the truth for synthetic data
+    [time]
+    t_end = 0.05
+    dt = 0.005
+    [observations]
+    sensors = 40
+    noise = 0.01        # standard deviation noise * max|u| over all levels and sensors
+    # file = "data.npz" # "values" of shape (time levels, sensors) and "points"
+    [inverse]
+    unknown = "initial_condition"   # or "log_nu_cell", "log_nu_nodal" (the case's
+    weight = 1.0                    # [initial] u is then known), or "w"
+
+``inverse.initial`` is the starting ``log nu`` (or ``w``), or for the initial condition
+the constant starting ``u0`` (default 0 for all); ``initial_condition`` on a steady
+case is an error.
 """
 
 from __future__ import annotations
@@ -45,7 +66,7 @@ from dfem.problems.case import Case, apply_overrides
 _OBSERVATIONS = {"noise", "seed", "sensors", "file", "sigma"}
 _INVERSE = {"unknown", "regularization", "weight", "epsilon", "max_iter", "gtol", "bounds",
             "initial"}
-UNKNOWN_KINDS = ("log_nu_cell", "log_nu_nodal", "w")
+UNKNOWN_KINDS = ("log_nu_cell", "log_nu_nodal", "w", "initial_condition")
 
 
 @dataclass
@@ -84,6 +105,11 @@ def inverse_config_from_dict(data: dict, path=None, overrides=()) -> InverseConf
                     epsilon=1e-3, max_iter=200, gtol=1e-8, bounds=None, initial=0.0)
     settings.update(inverse)
     _check_inverse(settings)
+    if settings["unknown"] == "initial_condition" and not case.transient:
+        raise DfemError("inverse.unknown = \"initial_condition\" recovers the initial state "
+                        "of a transient case, but this case has no [time] table (it is "
+                        "steady): add [time] (t_end, dt) and [initial] u, or recover "
+                        "log_nu_cell, log_nu_nodal or w.")
     obs = dict(noise=0.01, seed=0, sensors=None, file=None, sigma=None)
     obs.update(observations)
     _check_observations(obs, path)
@@ -125,7 +151,7 @@ def _check_inverse(s: dict) -> None:
                                    and all(map(_number, bounds)) and bounds[0] < bounds[1]):
         raise DfemError(f"inverse.bounds must be [low, high] with low < high, got {bounds!r}.")
     if not _number(s["initial"]):
-        raise DfemError(f"inverse.initial (the starting log nu, or w) must be a number, "
+        raise DfemError(f"inverse.initial (the starting log nu, w or u0) must be a number, "
                         f"got {s['initial']!r}.")
 
 
