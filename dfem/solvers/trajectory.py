@@ -168,11 +168,25 @@ class _Run:
         return G.index_put((self.free,), x)
 
     def observation(self, k: int, U: torch.Tensor):
-        if self.observe is None:
-            return U.new_zeros(0)
         with torch.no_grad():
             return torch.as_tensor(self.observe(self.times[k], U), dtype=U.dtype,
                                    device=U.device).detach()
+
+    def _record(self, buffer, k: int, U: torch.Tensor):
+        """Store ``observe(t_k, U)`` in the preallocated buffer (allocated at k = 0): one
+        array for the run, not a small tensor per level (thousands of small long-lived
+        allocations fragment the heap so that freed states are not reused)."""
+        if self.observe is None:
+            return buffer
+        value = self.observation(k, U)
+        if buffer is None:
+            buffer = value.new_empty((len(self.times), *value.shape))
+        elif value.shape != buffer.shape[1:]:
+            raise DfemError(f"observe returned shape {tuple(value.shape)} at t = "
+                            f"{self.times[k]:g} but {tuple(buffer.shape[1:])} at t0; it must "
+                            "return the same shape at every time level.")
+        buffer[k] = value
+        return buffer
 
     # ------------------------------------------------------------------ forward
     def forward(self, u0, M, K, F, G):
@@ -186,7 +200,7 @@ class _Run:
         self.checkpoints = {0: list(history)}
         saved = [U] if 0 in self.save else []
         save = set(self.save)
-        observations = [self.observation(0, U)]
+        observations = self._record(None, 0, U)
         if self.callback is not None:
             self.callback(0, self.times[0], U)
         steps = range(len(self.steps))
@@ -199,12 +213,14 @@ class _Run:
                 self.checkpoints[n + 1] = list(history)
             if n + 1 in save:
                 saved.append(U)
-            observations.append(self.observation(n + 1, U))
+            observations = self._record(observations, n + 1, U)
             if self.callback is not None:
                 self.callback(n + 1, self.times[n + 1], U)
         self.info.forward_s = time.perf_counter() - t0
         self.info.peak_states = len(self.checkpoints) * self.depth + self.depth
-        return torch.stack(saved), torch.stack(observations)
+        if observations is None:
+            observations = U.new_zeros((len(self.times), 0))
+        return torch.stack(saved), observations
 
     # ------------------------------------------------------------------ backward
     def _segment(self, start: int, stop: int) -> dict:

@@ -160,3 +160,10 @@ def test_expressions_of_x_and_of_x_and_t_are_told_apart():
     source = dfem.Heat(space, f=of_x, dirichlet={"boundary": 0.0}).load(0.3)
     assert torch.allclose(source, dfem.Heat(space, f=lambda x: x[..., 0] * x[..., 1],
                                             dirichlet={"boundary": 0.0}).load(0.3))
+
+
+def test_observe_must_keep_its_shape():
+    space = dfem.FunctionSpace(dfem.mesh.rectangle(2, 2, "quad"), "Q1")
+    heat = dfem.Heat(space, dirichlet={"left": 0.0})
+    with pytest.raises(DfemError, match="same shape at every time level"):
+        heat.run(1.0, t_end=0.2, dt=0.1, observe=lambda t, u: u[: 1 + round(10 * t)])
