@@ -93,8 +93,12 @@ class Space:
     def _table(self, array) -> torch.Tensor:
         return torch.as_tensor(np.asarray(array), dtype=self.dtype, device=self.device)
 
+    #: Cache the geometry even when the coordinates require grad: for a space built for
+    #: one autograd graph (see ``with_nodes(..., cache_geometry=True)``).
+    cache_moving_geometry = False
+
     def _geometry_is_cacheable(self) -> bool:
-        return not self.mesh.nodes.requires_grad
+        return self.cache_moving_geometry or not self.mesh.nodes.requires_grad
 
     def _moved(self, stale: tuple[str, ...], **changes):
         """A copy sharing the dof numbering and patterns, with ``changes`` applied, the
@@ -185,9 +189,16 @@ class FunctionSpace(Space):
         """(n_cells, n_basis) int64 tensor on the mesh's device."""
         return torch.as_tensor(self.dofmap.cell_dofs, device=self.device)
 
-    def with_nodes(self, nodes: torch.Tensor) -> FunctionSpace:
-        """The same space on moved node coordinates (dof map and patterns shared)."""
-        return self._moved(("cell_dofs",), mesh=self.mesh.with_nodes(nodes))
+    def with_nodes(self, nodes: torch.Tensor, cache_geometry: bool = False) -> FunctionSpace:
+        """The same space on moved node coordinates (dof map and patterns shared).
+
+        With ``cache_geometry`` the geometry is computed once even when ``nodes`` requires
+        grad (it then carries that graph): for a space used for one graph, e.g. one
+        objective evaluation of a shape optimisation; by default it is recomputed on every
+        use, as a space may outlive the graph.
+        """
+        return self._moved(("cell_dofs",), mesh=self.mesh.with_nodes(nodes),
+                           cache_moving_geometry=bool(cache_geometry))
 
     def to(self, device=None, dtype=None) -> FunctionSpace:
         """The same space on another device or dtype."""

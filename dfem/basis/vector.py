@@ -113,13 +113,14 @@ class VectorSpace:
         moved.__dict__.pop("cell_dofs", None)
         return moved
 
-    def with_nodes(self, nodes: torch.Tensor) -> VectorSpace:
+    def with_nodes(self, nodes: torch.Tensor, cache_geometry: bool = False) -> VectorSpace:
         """The same space on moved node coordinates (dof map and pattern shared)."""
-        return self._moved(self.scalar.with_nodes(nodes))
+        return self._moved(self.scalar.with_nodes(nodes, cache_geometry))
 
-    def with_control_points(self, control_points: torch.Tensor) -> VectorSpace:
+    def with_control_points(self, control_points: torch.Tensor,
+                            cache_geometry: bool = False) -> VectorSpace:
         """The same isogeometric space with moved control points."""
-        return self._moved(self.scalar.with_control_points(control_points))
+        return self._moved(self.scalar.with_control_points(control_points, cache_geometry))
 
     def to(self, device=None, dtype=None) -> VectorSpace:
         return self._moved(self.scalar.to(device=device, dtype=dtype))

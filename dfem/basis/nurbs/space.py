@@ -157,11 +157,14 @@ class IsogeometricSpace(Space):
         return self.patch.control_points.dtype
 
     def _geometry_is_cacheable(self) -> bool:
-        return not self.patch.control_points.requires_grad
+        return self.cache_moving_geometry or not self.patch.control_points.requires_grad
 
-    def with_control_points(self, control_points: torch.Tensor) -> IsogeometricSpace:
-        """The same space on moved control points (dof numbering and patterns shared)."""
-        return self._moved(("mesh",), patch=self.patch.with_control_points(control_points))
+    def with_control_points(self, control_points: torch.Tensor,
+                            cache_geometry: bool = False) -> IsogeometricSpace:
+        """The same space on moved control points (dof numbering and patterns shared);
+        ``cache_geometry`` as for :meth:`FunctionSpace.with_nodes`."""
+        return self._moved(("mesh",), patch=self.patch.with_control_points(control_points),
+                           cache_moving_geometry=bool(cache_geometry))
 
     # ------------------------------------------------------------------ tables
     def _univariate(self, axis: int, spans: torch.Tensor, xi: torch.Tensor) -> torch.Tensor:
