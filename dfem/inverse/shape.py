@@ -30,6 +30,7 @@ import torch
 from dfem.assembly.forms import assemble
 from dfem.basis.lagrange import linear_element
 from dfem.basis.space import FunctionSpace
+from dfem.design.guard import backtrack
 from dfem.errors import DfemError
 from dfem.mesh.mesh import Mesh
 
@@ -150,20 +151,25 @@ def optimize_nodes(
             break
         longest = float(torch.linalg.vector_norm(direction, dim=1).max())
         scale = first_step * shortest / longest if scale is None else 2 * scale
-        for _ in range(30):
-            trial = x + scale * direction
-            ratio = worst_ratio(trial)
-            if ratio < min_jacobian_ratio:
-                result.guard_trips += 1
-            else:
-                trial_value, trial_grad = value_and_gradient(trial)
-                if trial_value <= value + 1e-4 * scale * slope:
-                    break
-            result.rejected += 1
-            scale *= 0.5
-        else:
+        seen = {}
+
+        def valid(trial, seen=seen):
+            seen["ratio"] = worst_ratio(trial)
+            return seen["ratio"] >= min_jacobian_ratio
+
+        def armijo(trial, seen=seen, x=x, value=value, grad=grad):
+            # J(x + a d) <= J(x) + c a g.d, with a d = trial - x
+            seen["value"], seen["grad"] = value_and_gradient(trial)
+            return seen["value"] <= value + 1e-4 * float((grad * (trial - x)).sum())
+
+        outcome = backtrack(x, direction, [("guard", valid), ("armijo", armijo)], scale=scale)
+        result.guard_trips += outcome.refused["guard"]
+        result.rejected += sum(outcome.refused.values())
+        if not outcome.accepted:
             result.message = "the line search found no admissible step"
             break
+        trial, scale, ratio = outcome.trial, outcome.scale, seen["ratio"]
+        trial_value, trial_grad = seen["value"], seen["grad"]
         decrease = value - trial_value
         x, value, grad = trial, trial_value, trial_grad
         history.append(dict(iteration=iteration, objective=value, step=scale * longest,
