@@ -25,7 +25,6 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
 
 from dfem.design import (  # noqa: E402
     DensityFilter,
@@ -51,7 +50,10 @@ def _grid(mesh, values, nx, ny):
 
 
 def _picture(images, titles, path):
-    fig, axes = plt.subplots(len(images), 1, figsize=(7, 2.6 * len(images)), squeeze=False)
+    rows, cols = images[0].shape
+    width = 7.0 if cols > rows else 4.0
+    fig, axes = plt.subplots(len(images), 1, squeeze=False,
+                             figsize=(width, len(images) * (width * rows / cols + 0.5)))
     for ax, image, title in zip(axes[:, 0], images, titles, strict=True):
         ax.imshow(1 - image, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
         ax.set_title(title, fontsize=9)
@@ -77,7 +79,6 @@ def main(argv=None) -> dict:
     parser.add_argument("--figures", default=None, help="folder for the PNG pictures")
     parser.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
     args = parser.parse_args(argv)
-    torch.set_default_dtype(torch.float64)
     nelx, nely, first = (20, 8, 5) if args.quick else (60, 20, 50)
     max_iterations = 8 if args.quick else 300
     results: dict = {"settings": {"nelx": nelx, "nely": nely, "volume_fraction": 0.5,

@@ -16,6 +16,7 @@
 - ``dfem surrogate train|eval`` trains and evaluates parametric surrogates.
 - ``dfem inverse CONFIG.toml [--out DIR]`` recovers a diffusivity from observations.
 - ``dfem segment train|eval|compare`` trains segmentation U-Nets with IEL and DSA heads.
+- ``dfem optimize CONFIG.toml --out DIR [--resume]`` runs a SIMP topology optimisation.
 - ``dfem paper [--quick] [--out DIR]`` measures Table 5 of the DSA paper and writes
   ``DIR/paper.md`` with every paper number beside dfem's.
 
@@ -119,6 +120,8 @@ def _cases(args) -> int:
             description += " [surrogate config: dfem surrogate train]"
         elif "inverse" in data:
             description += " [inverse config: dfem inverse]"
+        elif "optimizer" in data:
+            description += " [optimisation config: dfem optimize]"
         elif "compare" in data or "noise" in data:
             description += " [segmentation config: dfem segment compare]"
         elif "time" in data:
@@ -187,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     cases.set_defaults(run=_cases)
 
     from dfem.basis.nurbs.cli import add_cli
+    from dfem.design.run import add_cli as add_optimize_cli
     from dfem.inverse.cli import add_cli as add_inverse_cli
     from dfem.segmentation.cli import add_cli as add_segment_cli
     from dfem.surrogates.cli import add_cli as add_surrogate_cli
@@ -195,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_surrogate_cli(sub)
     add_inverse_cli(sub)
     add_segment_cli(sub)
+    add_optimize_cli(sub)
     return parser
 
 

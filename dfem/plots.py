@@ -469,19 +469,20 @@ def plot_density(mesh, density, path, title: str = "") -> None:
     corners = mesh.nodes.detach().cpu().numpy()[mesh.cells_np]
     lo, hi = corners.reshape(-1, 2).min(axis=0), corners.reshape(-1, 2).max(axis=0)
     aspect = float((hi[1] - lo[1]) / max(hi[0] - lo[0], 1e-300))
-    width = 7.0
-    fig, ax = plt.subplots(figsize=(width, min(max(width * aspect, 1.2), 7.0) + 0.5))
+    width = min(7.0, 5.5 / max(aspect, 1e-300))  # at most 7 wide and 5.5 high
+    height = width * aspect
+    fig = plt.figure(figsize=(width + 0.2, height + (0.5 if title else 0.2)))
+    ax = fig.add_axes((0.1 / (width + 0.2), 0.1 / fig.get_figheight(), width / (width + 0.2),
+                       height / fig.get_figheight()))
     cells = PolyCollection(corners, array=density, cmap="gray_r", edgecolors="face",
-                           linewidths=0.3)
+                           linewidths=0.5)
     cells.set_clim(0.0, 1.0)
     ax.add_collection(cells)
     ax.set_xlim(lo[0], hi[0])
     ax.set_ylim(lo[1], hi[1])
-    ax.set_aspect("equal")
     ax.set_axis_off()
     if title:
-        ax.set_title(title, fontsize=10)
-    fig.tight_layout()
+        fig.suptitle(title, fontsize=10, y=1 - 0.05 / fig.get_figheight(), va="top")
     _save(fig, path)
     plt.close(fig)
 

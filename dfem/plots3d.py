@@ -203,3 +203,79 @@ def plot_cell_fields_3d(mesh, fields: dict, limits_and_map, path, title: str) ->
         fig.suptitle(title)
     _save(fig, path)
     plt.close(fig)
+
+
+def _solid_surface(mesh, solid: np.ndarray) -> np.ndarray:
+    """Vertex numbers (n_faces, k) of the faces between the cells where ``solid`` holds
+    and the other cells or the outside: the surface of the solid part."""
+    sides = mesh.facet_neighbours  # (n_facets, 2, [cell, local facet])
+    first, second = sides[:, 0, 0], sides[:, 1, 0]
+    solid_first = solid[first]
+    solid_second = (second >= 0) & solid[np.maximum(second, 0)]
+    shown = solid_first != solid_second
+    side = np.where(solid_first[shown], 0, 1)
+    cells, local = sides[shown, side, 0], sides[shown, side, 1]
+    return mesh.cells_np[cells[:, None], mesh.reference.facets[local]]
+
+
+def plot_density_3d(mesh, density: np.ndarray, path, title: str = "",
+                    threshold: float = 0.5) -> None:
+    """A 3D topology optimisation design, drawn with the mesh's y axis up (the direction of
+    the cantilevers' load): the surface of the cells with ``density >= threshold``, grey
+    and lit from above the camera, beside the side view, the largest density along z over
+    each point of the x-y plane on the grey scale of :func:`dfem.plots.plot_density`
+    (black = solid). The side view draws each cell as its extent in x and y, exact for
+    the axis-aligned cells of a box."""
+    plt = _figure()
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.collections import PolyCollection
+    from matplotlib.colors import Normalize
+    from mpl_toolkits.mplot3d.art3d import Poly3DCollection
+
+    x = mesh.nodes.detach().cpu().numpy()
+    density = np.asarray(density, dtype=float)
+    up = [0, 2, 1]  # plot axes (x, depth, up) = mesh (x, z, y)
+    lo, hi = x.min(axis=0), x.max(axis=0)
+    fig = plt.figure(figsize=(12.0, 4.6), layout="constrained")
+    grid = fig.add_gridspec(1, 2, width_ratios=(1.15, 1.0), wspace=0.08)
+    ax = fig.add_subplot(grid[0], projection="3d")
+    faces = _solid_surface(mesh, density >= threshold)
+    if len(faces):
+        polygons = x[faces][..., up]
+        # outward normals (the faces are in the cyclic order of their solid cell)
+        normal = np.cross(polygons[:, 1] - polygons[:, 0], polygons[:, 2] - polygons[:, 1])
+        normal /= np.maximum(np.linalg.norm(normal, axis=1, keepdims=True), 1e-300)
+        light = np.array([0.3, -0.6, 0.75]) / np.linalg.norm([0.3, -0.6, 0.75])
+        grey = 0.3 + 0.6 * np.abs(normal @ light)
+        colours = np.stack([grey, grey, grey, np.ones_like(grey)], axis=1)
+        edges = colours * np.array([0.8, 0.8, 0.8, 1.0])
+        ax.add_collection3d(Poly3DCollection(polygons, facecolors=colours, edgecolors=edges,
+                                             linewidths=0.3))
+    else:
+        ax.text2D(0.5, 0.5, f"no cell with density >= {threshold:g}", ha="center",
+                  transform=ax.transAxes)
+    _axes_3d(ax, lo[up], hi[up])
+    ax.set_ylabel("z")
+    ax.set_zlabel("y", labelpad=-4)
+    ax.set_title(f"cells with density >= {threshold:g}", fontsize=10)
+    corners = x[mesh.cells_np][..., :2]
+    low, high = corners.min(axis=1), corners.max(axis=1)
+    rectangles = np.stack([low, np.stack([high[:, 0], low[:, 1]], 1), high,
+                           np.stack([low[:, 0], high[:, 1]], 1)], axis=1)
+    order = np.argsort(density, kind="stable")  # the densest cell of a column drawn last
+    side = fig.add_subplot(grid[1])
+    norm = Normalize(0.0, 1.0)
+    cells = PolyCollection(rectangles[order], array=density[order], cmap="gray_r", norm=norm,
+                           edgecolors="face", linewidths=0.3)
+    side.add_collection(cells)
+    side.set_xlim(lo[0], hi[0])
+    side.set_ylim(lo[1], hi[1])
+    side.set_aspect("equal")
+    side.set_xlabel("x")
+    side.set_ylabel("y")
+    side.set_title("largest density along z", fontsize=10)
+    fig.colorbar(ScalarMappable(norm, "gray_r"), ax=side, shrink=0.6)
+    if title:
+        fig.suptitle(title)
+    _save(fig, path)
+    plt.close(fig)

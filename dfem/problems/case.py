@@ -65,12 +65,13 @@ def case_files(folder) -> list[Path]:
     """The case files among ``folder/*.toml``, sorted. TOML files with a ``[training]``
     table there are surrogate training configs (``dfem surrogate train``), those with an
     ``[inverse]`` table inverse configs (``dfem inverse``), those with ``[noise]`` or
-    ``[compare]`` segmentation configs (``dfem segment``): not cases."""
+    ``[compare]`` segmentation configs (``dfem segment``), those with ``[optimizer]``
+    optimisation configs (``dfem optimize``): not cases."""
     files = []
     for path in sorted(Path(folder).glob("*.toml")):
         with open(path, "rb") as fh:
             data = tomllib.load(fh)
-            if not {"training", "inverse", "noise", "compare"} & set(data):
+            if not {"training", "inverse", "noise", "compare", "optimizer"} & set(data):
                 files.append(path)
     return files
 

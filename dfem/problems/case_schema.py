@@ -188,6 +188,9 @@ _TYPES = {
 
 def check_case(data: dict) -> None:
     """Raise :class:`DfemError` on the first unknown key or value of the wrong type."""
+    if "optimizer" in data:
+        raise DfemError("this is an optimisation config: run dfem optimize CONFIG --out DIR "
+                        "(it has an [optimizer] table; dfem solve takes case files).")
     for section in ("", "mesh", "nurbs", "problem", "exact", "solver", "output", "time",
                     "initial"):
         table = data if section == "" else data.get(section, {})
