@@ -238,8 +238,13 @@ class AMGFactor(_Factor):
             d = near_nullspace.block_size
             if d > 1:
                 A, B = self._blocked(near_nullspace)
+            # the candidates are the exact rigid-body modes: smoothing them first
+            # (pyamg's improve_candidates) doubles the set-up and saves no iteration
+            # (Q1 elasticity, 33k dofs in 2D and 13k in 3D: 43 and 17 CG iterations either
+            # way, set-up 0.155 -> 0.093 s and 0.178 -> 0.087 s)
             self.ml = pyamg.smoothed_aggregation_solver(
-                A, B=B, symmetry="symmetric", coarse_solver="splu", **smoothing
+                A, B=B, symmetry="symmetric", coarse_solver="splu", improve_candidates=None,
+                **smoothing
             )
             coarse = self.ml.levels[-1].A
         if coarse is not None:

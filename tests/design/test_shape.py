@@ -177,8 +177,8 @@ def test_plot_writes_the_png(small_design, tmp_path):
 
 def test_docs_example_runs(run_doc_example, one_thread):
     """The example prints what the page says it prints."""
-    out = run_doc_example(ROOT / "docs" / "optimization_shape.md")
-    page = (ROOT / "docs" / "optimization_shape.md").read_text()
+    out = run_doc_example(ROOT / "docs" / "optimization.md", 1)
+    page = (ROOT / "docs" / "optimization.md").read_text()
     for line in ("compliance 0.016793 -> 0.015895 (5.35 % lower)", "folded shape valid? False",
                  "min det J 0.455 (ratio 0.56 of the initial), 0 guard trips"):
         assert line in out and line in page
