@@ -82,6 +82,7 @@ from benchmarks.harness import (  # noqa: E402
     best_of_within,
     default_dtype,
     fastest_run,
+    git_state,
     guarded,
     machine_info,
     per_cell_nu,
@@ -129,26 +130,9 @@ def _machine() -> dict:
         {"skfem": "scikit-fem", "torchfem": "torch-fem", "pyamg": "pyamg"},
         scipy=scipy.__version__,
         torch_threads=torch.get_num_threads(),
-        git=_git_state(),
+        git=git_state(ROOT),
         memory_gb=None if total is None else round(total / 2**30, 1),
     )
-
-
-def _git_state() -> dict:
-    """The commit and the uncommitted dfem/ files the run measured (read-only git calls)."""
-    import subprocess
-
-    def git(*args):
-        try:
-            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
-                                  timeout=10).stdout.rstrip()
-        except (OSError, subprocess.SubprocessError):
-            return None
-
-    status = git("status", "--porcelain", "--", "dfem")
-    return {"commit": git("rev-parse", "HEAD"),
-            "modified_dfem_files": None if status is None else
-            [line[3:] for line in status.splitlines()]}
 
 
 def timed(repeats: int, fn, *, setup=None, budget_s: float = PEER_BUDGET_S):

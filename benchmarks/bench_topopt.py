@@ -110,7 +110,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -126,6 +125,7 @@ from benchmarks.harness import (  # noqa: E402
     add_run_options,
     default_dtype,
     gc_paused,
+    git_state,
     guarded,
     machine_info,
     rel_max_diff,
@@ -177,22 +177,6 @@ def parse_size(spec: str) -> tuple[tuple[int, ...], int | None]:
     return tuple(int(s) for s in shape.split("x")), int(iterations) if iterations else None
 
 
-def _git_state() -> dict:
-    """The commit and the uncommitted dfem/ files the run measured (read-only git calls)."""
-
-    def git(*args):
-        try:
-            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
-                                  timeout=10).stdout.rstrip()
-        except (OSError, subprocess.SubprocessError):
-            return None
-
-    status = git("status", "--porcelain", "--", "dfem")
-    return {"commit": git("rev-parse", "HEAD"),
-            "modified_dfem_files": None if status is None else
-            [line[3:] for line in status.splitlines()]}
-
-
 def _machine() -> dict:
     import scipy
 
@@ -201,7 +185,7 @@ def _machine() -> dict:
         {"torchfem": "torch-fem", "pyamg": "pyamg"},
         scipy=scipy.__version__,
         torch_threads=torch.get_num_threads(),
-        git=_git_state(),
+        git=git_state(ROOT),
         memory_gb=None if total is None else round(total / 2**30, 1),
     )
 

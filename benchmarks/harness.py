@@ -343,3 +343,20 @@ def permuted_matrix_rel_max_diff(A, B, perm: np.ndarray) -> float:
     if np.array_equal(mapped.indptr, A.indptr) and np.array_equal(mapped.indices, A.indices):
         return float(np.abs(mapped.data - A.data).max(initial=0.0) / scale)
     return float(abs(A - mapped).max() / scale)
+
+
+def git_state(root) -> dict:
+    """The commit and the uncommitted dfem/ files a run measured (read-only git calls)."""
+    import subprocess
+
+    def git(*args):
+        try:
+            return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True,
+                                  timeout=10).stdout.rstrip()
+        except (OSError, subprocess.SubprocessError):
+            return None
+
+    status = git("status", "--porcelain", "--", "dfem")
+    return {"commit": git("rev-parse", "HEAD"),
+            "modified_dfem_files": None if status is None else
+            [line[3:] for line in status.splitlines()]}

@@ -18,6 +18,7 @@ solve (the adjoint load is ``F``, so the adjoint solution is ``u`` itself, which
 
 from __future__ import annotations
 
+import abc
 import math
 
 import torch
@@ -44,8 +45,9 @@ def check_simp(E0, E_min, penal) -> None:
                         f"{penal!r}.")
 
 
-class _Compliance:
-    """``c(rho) = F . u(rho)`` for a problem rebuilt with the SIMP coefficient."""
+class _Compliance(abc.ABC):
+    """``c(rho) = F . u(rho)`` for a problem rebuilt with the SIMP coefficient; a subclass
+    says which problem (:meth:`problem`)."""
 
     method = "direct"
 
@@ -65,8 +67,9 @@ class _Compliance:
                             "force (structural) or a heat source (thermal).")
         self.last_solution = None
 
+    @abc.abstractmethod
     def problem(self, modulus: torch.Tensor):
-        raise NotImplementedError
+        """The problem with the per-cell SIMP ``modulus``."""
 
     def modulus(self, rho: torch.Tensor) -> torch.Tensor:
         return simp(rho, self.E0, self.E_min, self.penal)

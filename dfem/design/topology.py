@@ -102,9 +102,10 @@ class TopologyOptimization:
     def evaluate(self, x: torch.Tensor):
         """``(c, dc/dx, V, dV/dx)`` at ``x``."""
         x = x.detach().requires_grad_(True)
-        c = self.objective(self.physical(x))
-        (dc,) = torch.autograd.grad(c, x)
-        v = self.volume(x)
+        rho = self.physical(x)
+        c = self.objective(rho)
+        v = (self.weights * rho).sum()
+        (dc,) = torch.autograd.grad(c, x, retain_graph=True)
         (dv,) = torch.autograd.grad(v, x)
         return c.detach(), dc, v.detach(), dv
 

@@ -50,7 +50,12 @@ import torch
 
 from dfem.errors import DfemError
 from dfem.fileio import read_toml, write_json_atomic
-from dfem.problems.case_schema import apply_overrides, check_case, problem_type
+from dfem.problems.case_schema import (
+    apply_overrides,
+    check_case,
+    poisson_conditions,
+    problem_type,
+)
 from dfem.problems.case_schema import is_elastic as _is_elastic
 from dfem.problems.domain import build_mesh, build_space, is_nurbs
 from dfem.problems.expressions import SPACE, coefficient
@@ -153,24 +158,8 @@ class Case:
                   for k in ("nu", "c", "f") if k in spec}
         if "reaction" in spec and not nonlinear:
             raise DfemError("problem.reaction s(u) needs problem.nonlinear = true.")
-        dirichlet, neumann, robin = {}, {}, {}
-        for tag, conditions in self.data.get("boundary", {}).items():
-            if not isinstance(conditions, dict) or len(conditions) != 1:
-                raise DfemError(
-                    f"[boundary.{tag}] must hold exactly one of dirichlet, neumann or robin."
-                )
-            ((kind, value),) = conditions.items()
-            label = f"boundary.{tag}.{kind}"
-            if kind == "dirichlet":
-                dirichlet[tag] = coefficient(value, label)
-            elif kind == "neumann":
-                neumann[tag] = coefficient(value, label)
-            elif kind == "robin":
-                if not isinstance(value, list) or len(value) != 2:
-                    raise DfemError(f"{label} must be [alpha, g] for nu du/dn + alpha u = g.")
-                robin[tag] = (coefficient(value[0], label), coefficient(value[1], label))
-            else:
-                raise DfemError(f"[boundary.{tag}] has {kind!r}; use dirichlet, neumann or robin.")
+        dirichlet, neumann, robin = poisson_conditions(self.data.get("boundary", {}),
+                                                       coefficient)
         if nonlinear:
             if robin or "c" in kwargs:
                 raise DfemError(

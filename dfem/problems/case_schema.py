@@ -373,3 +373,33 @@ def apply_overrides(data: dict, overrides) -> dict:
                 raise DfemError(f"--set {key}: {part!r} is not a table in the case file.")
         table[leaf] = value
     return data
+
+
+def poisson_conditions(boundary: dict, value, alpha=None, g=None) -> tuple[dict, dict, dict]:
+    """``(dirichlet, neumann, robin)`` of a case's ``[boundary]`` tables for a scalar problem.
+
+    ``value(v, label)`` turns a Dirichlet or Neumann value into a coefficient; ``alpha`` and
+    ``g`` (default: ``value``) do the same for the two entries of ``robin = [alpha, g]``.
+    Steady and transient cases differ only in these (whether t is allowed where).
+    """
+    alpha = value if alpha is None else alpha
+    g = value if g is None else g
+    dirichlet, neumann, robin = {}, {}, {}
+    for tag, conditions in boundary.items():
+        if not isinstance(conditions, dict) or len(conditions) != 1:
+            raise DfemError(
+                f"[boundary.{tag}] must hold exactly one of dirichlet, neumann or robin."
+            )
+        ((kind, v),) = conditions.items()
+        label = f"boundary.{tag}.{kind}"
+        if kind == "dirichlet":
+            dirichlet[tag] = value(v, label)
+        elif kind == "neumann":
+            neumann[tag] = value(v, label)
+        elif kind == "robin":
+            if not isinstance(v, list) or len(v) != 2:
+                raise DfemError(f"{label} must be [alpha, g] for nu du/dn + alpha u = g.")
+            robin[tag] = (alpha(v[0], label), g(v[1], label))
+        else:
+            raise DfemError(f"[boundary.{tag}] has {kind!r}; use dirichlet, neumann or robin.")
+    return dirichlet, neumann, robin

@@ -109,7 +109,8 @@ class EnergyProblem:
                 scalar.boundary_facets(term.tag)
             else:
                 space.boundary_dofs(term.tag)
-        self._point_load_vector()  # checks the point loads now, not at the first solve
+        # built (and checked) once: residuals and energies on the Newton path reuse it
+        self._point_loads = self._assemble_point_loads()
 
     # ------------------------------------------------------------------ pieces
     @property
@@ -145,8 +146,8 @@ class EnergyProblem:
             cache[key] = space.pattern.restrict(free)
         return cache[key]
 
-    def _point_load_vector(self) -> torch.Tensor | None:
-        """The concentrated loads as a dof vector (scaled by the load factor), or None."""
+    def _assemble_point_loads(self) -> torch.Tensor | None:
+        """The concentrated loads as a dof vector (unscaled), or None."""
         if not self.point_loads:
             return None
         space = self.space
@@ -165,7 +166,14 @@ class EnergyProblem:
             dofs = (nodes[:, None] * d + torch.arange(d, device=space.device)).reshape(-1)
             P = P.index_add(0, dofs, load.expand(len(nodes), d).reshape(-1) if d > 1
                             else load.expand(len(nodes)))
-        return P * self.load_factor if self.load_factor != 1.0 else P
+        return P
+
+    def _point_load_vector(self) -> torch.Tensor | None:
+        """The concentrated loads scaled by the load factor, or None."""
+        P = self._point_loads
+        if P is None or self.load_factor == 1.0:
+            return P
+        return P * self.load_factor
 
     def _evaluate(self, points: PointSet, params: dict, scaled=()) -> dict:
         scalar_dofs = getattr(self.space, "scalar", self.space).n_dofs

@@ -46,7 +46,8 @@ class _Step(EnergyProblem):
             w = previous.reshape(-1, d)
         params = {**base.params, "_rho": rho, "_previous": w}
         super().__init__(space, self._density, params=params, dirichlet=base.dirichlet,
-                         loads=base.loads, quadratic=base.quadratic, kernel=False)
+                         loads=base.loads, quadratic=base.quadratic, kernel=False,
+                         point_loads=base.point_loads)
         if base.pointwise_first is not None:
             self.pointwise_first = self._first
 

@@ -49,6 +49,7 @@ import numpy as np
 import torch
 
 from dfem.errors import DfemError
+from dfem.problems.case_schema import poisson_conditions
 from dfem.problems.expressions import TimeExpression, time_coefficient
 from dfem.problems.heat import Heat, HeatResult
 
@@ -85,25 +86,10 @@ def heat_problem(data: dict, space) -> Heat:
         kwargs["k"] = kwargs.pop("nu")
     if "f" in spec:
         kwargs["f"] = time_coefficient(spec["f"], "problem.f")
-    dirichlet, neumann, robin = {}, {}, {}
-    for tag, conditions in data.get("boundary", {}).items():
-        if len(conditions) != 1:
-            raise DfemError(
-                f"[boundary.{tag}] must hold exactly one of dirichlet, neumann or robin."
-            )
-        ((kind, value),) = conditions.items()
-        label = f"boundary.{tag}.{kind}"
-        if kind == "dirichlet":
-            dirichlet[tag] = time_coefficient(value, label)
-        elif kind == "neumann":
-            neumann[tag] = time_coefficient(value, label)
-        elif kind == "robin":
-            if not isinstance(value, list) or len(value) != 2:
-                raise DfemError(f"{label} must be [alpha, g] for nu du/dn + alpha u = g.")
-            robin[tag] = (time_coefficient(value[0], f"{label} alpha", time=False),
-                          time_coefficient(value[1], f"{label} g"))
-        else:
-            raise DfemError(f"[boundary.{tag}] has {kind!r}; use dirichlet, neumann or robin.")
+    dirichlet, neumann, robin = poisson_conditions(
+        data.get("boundary", {}), time_coefficient,
+        alpha=lambda v, label: time_coefficient(v, f"{label} alpha", time=False),
+        g=lambda v, label: time_coefficient(v, f"{label} g"))
     return Heat(space, dirichlet=dirichlet, neumann=neumann, robin=robin, **kwargs)
 
 

@@ -5,6 +5,7 @@ cleanly, and bad input is one clear error line that writes nothing."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -83,7 +84,8 @@ def test_shipped_config_runs_end_to_end(name, tmp_path, capsys):
     assert report["name"] == name and report["iterations"] == 4
     assert report["problem"] == name.removeprefix("optimize_")
     assert report["compliance"] == history[-1]["compliance"]
-    assert report["cells"] > 0 and report["dofs"] > 0 and report["seconds_per_iteration"] > 0
+    assert report["cells"] > 0 and report["dofs"] > 0
+    assert math.isfinite(report["seconds_per_iteration"])  # reported, not a timing bound
     assert report["converged"] is False and report["stopped"] == "iterations"
     assert report["checkpoint_iteration"] == 4
     import meshio

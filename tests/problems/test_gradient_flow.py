@@ -104,3 +104,15 @@ def test_bad_flows_are_named():
         flow.run(0.0, t_end=1.0, dt=-1.0)
     with pytest.raises(DfemError, match="takes an EnergyProblem"):
         dfem.GradientFlow(space)
+
+
+def test_elastic_flow_keeps_the_problems_point_loads():
+    mesh = dfem.mesh.rectangle(6, 2, "quad", x=(0.0, 3.0))
+    mesh.tag_points("tip", [[3.0, 1.0]])
+    space = dfem.FunctionSpace(mesh, "Q1", shape=(2,))
+    problem = dfem.LinearElasticity(space, E=1.0, dirichlet={"left": 0.0},
+                                    point_loads={"tip": [0.0, -0.01]})
+    result = dfem.GradientFlow(problem).run(0.0, times=[0.0, 1.0, 10.0, 1e2, 1e4, 1e6])
+    static = problem.solve()
+    assert float(static.abs().max()) > 0
+    assert float((result.u - static).abs().max()) < 1e-3 * float(static.abs().max())
