@@ -178,7 +178,7 @@ def _dfem_source() -> dict:
         digest.update(str(path.relative_to(ROOT)).encode())
         digest.update(path.read_bytes())
         newest = max(newest, (path.stat().st_mtime, str(path.relative_to(ROOT))))
-    when = datetime.datetime.fromtimestamp(newest[0], datetime.timezone.utc).isoformat(
+    when = datetime.datetime.fromtimestamp(newest[0], datetime.UTC).isoformat(
         timespec="seconds")
     return {"sha1": digest.hexdigest(), "newest_file": newest[1], "newest_mtime_utc": when}
 

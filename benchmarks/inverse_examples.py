@@ -44,7 +44,7 @@ from dfem.inverse import check_gradients, optimize_nodes  # noqa: E402
 from dfem.inverse.config import load_inverse_config  # noqa: E402
 from dfem.inverse.run import run_inverse  # noqa: E402
 from dfem.inverse.shape import boundary_nodes, corner_jacobians  # noqa: E402
-from dfem.surrogates.samplers import sample_parameters  # noqa: E402
+from dfem.problems.random_fields import sample_parameters  # noqa: E402
 
 CASES = ROOT / "cases"
 FIGURES = ROOT / "docs" / "figures"

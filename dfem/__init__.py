@@ -18,7 +18,7 @@ Example
 from dfem import mesh
 from dfem.assembly import AtQuadrature, Nodal, PerCell, assemble, energy, mass_matrix, residual
 from dfem.basis import FunctionSpace, LagrangeElement, VectorSpace, element
-from dfem.errors import ConvergenceError, DfemError, MeshError
+from dfem.exceptions import ConvergenceError, DfemError, MeshError
 from dfem.inverse.taylor import check_gradients
 from dfem.problems import (
     BoundaryTerm,

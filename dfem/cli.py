@@ -29,11 +29,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tomllib
 from pathlib import Path
 
-import tomllib
-
-from dfem.errors import ConvergenceError, DfemError
+from dfem.exceptions import ConvergenceError, DfemError
 
 CASES = Path(__file__).resolve().parents[1] / "cases"
 

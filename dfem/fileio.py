@@ -97,10 +97,10 @@ def write_json_atomic(path, data) -> None:
 
 def read_toml(path, what: str = "config file") -> dict:
     """The parsed TOML file at ``path``; a missing, unreadable or invalid file is a
-    :class:`~dfem.errors.DfemError` that names it (``what`` says what kind of file it is)."""
+    :class:`~dfem.exceptions.DfemError` that names it (``what`` says what kind of file it is)."""
     import tomllib
 
-    from dfem.errors import DfemError
+    from dfem.exceptions import DfemError
 
     path = Path(path)
     if not path.is_file():
@@ -112,3 +112,30 @@ def read_toml(path, what: str = "config file") -> dict:
         raise DfemError(f"{what} {str(path)!r} is not valid TOML: {exc}.") from exc
     except UnicodeDecodeError as exc:
         raise DfemError(f"{what} {str(path)!r} is not UTF-8 text: {exc}.") from exc
+
+
+def apply_overrides(data: dict, overrides) -> dict:
+    """A copy of ``data`` with ``key.path=value`` overrides applied (``--set`` on the command
+    line): values are parsed as TOML, else kept as text; missing tables are created."""
+    import copy
+    import tomllib
+
+    from dfem.exceptions import DfemError
+
+    data = copy.deepcopy(data)
+    for item in overrides:
+        if "=" not in item:
+            raise DfemError(f"--set takes key=value (e.g. mesh.n=128), got {item!r}.")
+        key, text = item.split("=", 1)
+        try:
+            value = tomllib.loads(f"v = {text}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = text
+        *parents, leaf = key.strip().split(".")
+        table = data
+        for part in parents:
+            table = table.setdefault(part, {})
+            if not isinstance(table, dict):
+                raise DfemError(f"--set {key}: {part!r} is not a table in the case file.")
+        table[leaf] = value
+    return data

@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 
 BOUNDARIES = ("zero", "replicate", "reflect")
 _TORCH_MODE = {"zero": "constant", "replicate": "replicate", "reflect": "reflect"}

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 from dfem.iel import (
     BOUNDARIES,
     HeatIEL,

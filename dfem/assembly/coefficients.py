@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from dfem.basis.mapping import at_points
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 
 if TYPE_CHECKING:
     from dfem.basis.space import FacetGeometry, FunctionSpace

@@ -34,7 +34,7 @@ import torch
 
 from dfem.assembly.coefficients import evaluate
 from dfem.basis.vector import interleave
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 
 
 @dataclass

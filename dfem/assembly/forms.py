@@ -31,7 +31,7 @@ import torch
 from dfem.assembly.coefficients import cell_coefficient, facet_coefficient, require_positive
 from dfem.assembly.mass import element_mass
 from dfem.basis.mapping import against_basis, at_points, basis_products, metric_pairs
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 
 if TYPE_CHECKING:
     from dfem.basis.space import FunctionSpace

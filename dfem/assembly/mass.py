@@ -21,7 +21,7 @@ import torch
 
 from dfem.assembly.coefficients import cell_coefficient
 from dfem.basis.mapping import against_basis, basis_products
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 
 
 def element_mass(space, rho=1.0, geometry=None, name: str = "rho") -> torch.Tensor:

@@ -33,7 +33,7 @@ from functools import cache, cached_property
 
 import numpy as np
 
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 from dfem.mesh.cells import REFERENCE_CELLS, ReferenceCell
 
 

@@ -25,7 +25,7 @@ import torch
 
 from dfem.basis.lagrange import LagrangeElement
 from dfem.basis.location import first_containing
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 from dfem.mesh.mesh import Mesh
 
 #: Candidate point-cell pairs tested per chunk of the search (quadrilaterals; scaled by

@@ -20,7 +20,7 @@ import torch
 
 from dfem.assembly.sparsity import SparsityPattern
 from dfem.basis.mapping import CellGeometry
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 
 COMPONENT_NAMES = {"x": 0, "y": 1, "z": 2, "ux": 0, "uy": 1, "uz": 2}
 

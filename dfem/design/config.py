@@ -39,7 +39,7 @@ cold patch of length ``sink`` on its left side and a uniform heat ``source``). T
 sink's ``[material]`` takes ``k0``, ``k_min`` and ``penal`` instead of the elastic keys.
 Every key is optional (the defaults are those above and of :mod:`dfem.design.problems`);
 an unknown key, a value of the wrong type or out of range is a
-:class:`~dfem.errors.DfemError` that names it, raised before anything is built.
+:class:`~dfem.exceptions.DfemError` that names it, raised before anything is built.
 """
 
 from __future__ import annotations
@@ -51,9 +51,8 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dfem.errors import DfemError
-from dfem.fileio import read_toml
-from dfem.problems.case_schema import apply_overrides
+from dfem.exceptions import DfemError
+from dfem.fileio import apply_overrides, read_toml
 
 #: The problem types and, for each, its keys with their defaults.
 PROBLEM_KEYS = {

@@ -13,7 +13,7 @@ from dfem.basis.nurbs.bspline import basis_matrix
 from dfem.basis.nurbs.knots import greville_points
 from dfem.basis.nurbs.patch import NURBSPatch
 from dfem.basis.nurbs.space import SIDES
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 
 
 # ---------------------------------------------------------------------------- refinement
@@ -54,7 +54,7 @@ def refinement_operator(coarse: NURBSPatch, fine: NURBSPatch, rtol: float = 1e-1
 
     ``fine`` must be a refinement of ``coarse`` (knots inserted, degree raised, the same
     geometry): the operator must reproduce its weights and its control points to
-    ``rtol``, otherwise this raises a :class:`~dfem.errors.DfemError`.
+    ``rtol``, otherwise this raises a :class:`~dfem.exceptions.DfemError`.
     """
     t_u = _univariate_refinement(coarse.knots_u, coarse.degree_u, fine.knots_u, fine.degree_u)
     t_v = _univariate_refinement(coarse.knots_v, coarse.degree_v, fine.knots_v, fine.degree_v)

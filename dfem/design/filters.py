@@ -27,7 +27,7 @@ import math
 import numpy as np
 import torch
 
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 
 
 def _check_radius(r_min) -> float:

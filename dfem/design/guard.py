@@ -13,7 +13,7 @@ from dfem.basis.nurbs.geometry import surface_points
 from dfem.basis.nurbs.knots import greville_points
 from dfem.basis.nurbs.patch import NURBSPatch
 from dfem.basis.nurbs.space import IsogeometricSpace
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 
 
 # ---------------------------------------------------------------------------- guard

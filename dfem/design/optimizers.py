@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 
 
 def oc_update(x: torch.Tensor, dc: torch.Tensor, dv: torch.Tensor, volume, target: float,

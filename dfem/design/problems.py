@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dfem.basis.space import FunctionSpace
 from dfem.design.simp import StructuralCompliance, ThermalCompliance
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 from dfem.mesh.structured import box, rectangle
 
 

@@ -22,7 +22,7 @@ terminal, one line per iteration in a log). Under ``DIR`` it writes
 resumed run equals that of an uninterrupted one, the seconds aside); a config that
 differs from the checkpoint's, except in the keys of
 :data:`~dfem.design.config.RESUMABLE_CHANGES` (how long to run and what to write), is a
-:class:`~dfem.errors.DfemError` naming the differing keys, raised before anything is
+:class:`~dfem.exceptions.DfemError` naming the differing keys, raised before anything is
 written. A compliance or gradient that is not finite (or a solver failure) stops the
 run: the last checkpoint stays as it was, ``history.json`` holds the good iterations and
 ``report.json`` says why it stopped (:class:`OptimizationStopped`, exit status 1). Ctrl-C
@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from dfem.design.config import OptimizeConfig, load_optimize_config
-from dfem.errors import ConvergenceError, DfemError
+from dfem.exceptions import ConvergenceError, DfemError
 
 __all__ = ["CHECKPOINT", "OptimizationStopped", "add_cli", "read_checkpoint", "run_optimize"]
 

@@ -68,7 +68,7 @@ from dfem.basis.nurbs.patch import plate_with_hole
 from dfem.basis.nurbs.space import IsogeometricSpace
 from dfem.design.control_points import ControlPointDesign, side_design
 from dfem.design.guard import GuardReport, JacobianGuard, backtrack, soft_min_ratio
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 from dfem.problems.elasticity import LinearElasticity
 from dfem.validation import kirsch
 

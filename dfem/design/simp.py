@@ -24,7 +24,7 @@ import math
 import torch
 
 from dfem.assembly.coefficients import PerCell
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 
 
 def simp(rho: torch.Tensor, E0: float, E_min: float, penal: float) -> torch.Tensor:

@@ -22,7 +22,7 @@ import torch
 
 from dfem.design.filters import heaviside
 from dfem.design.optimizers import MMA, oc_update
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 
 OPTIMIZERS = ("oc", "mma")
 

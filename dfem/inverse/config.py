@@ -59,9 +59,9 @@ from pathlib import Path
 
 import numpy as np
 
-from dfem.errors import DfemError
-from dfem.fileio import read_toml
-from dfem.problems.case import Case, apply_overrides
+from dfem.exceptions import DfemError
+from dfem.fileio import apply_overrides, read_toml
+from dfem.problems.case import Case
 
 _OBSERVATIONS = {"noise", "seed", "sensors", "file", "sigma"}
 _INVERSE = {"unknown", "regularization", "weight", "epsilon", "max_iter", "gtol", "bounds",

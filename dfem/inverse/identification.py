@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from scipy.optimize import minimize
 
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 from dfem.inverse.observations import Observations
 from dfem.inverse.unknowns import check_regularization
 from dfem.problems.poisson import Poisson

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 
 from dfem.basis.space import FunctionSpace
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 
 
 class Observations:

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 from dfem.inverse.config import InverseConfig, read_observation_file
 from dfem.inverse.identification import InverseResult, identify
 from dfem.inverse.observations import Observations

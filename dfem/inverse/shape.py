@@ -31,7 +31,7 @@ from dfem.assembly.forms import assemble
 from dfem.basis.lagrange import linear_element
 from dfem.basis.space import FunctionSpace
 from dfem.design.guard import backtrack
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 from dfem.mesh.mesh import Mesh
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 
 
 @dataclass

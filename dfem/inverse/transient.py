@@ -21,7 +21,7 @@ import copy
 
 import torch
 
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 from dfem.inverse.observations import Observations
 from dfem.inverse.unknowns import gradient_regularization
 

@@ -41,7 +41,7 @@ from dfem.assembly.forms import energy
 from dfem.basis.facets import lagrange_facet_geometry
 from dfem.basis.lagrange import linear_element
 from dfem.basis.space import FunctionSpace
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 
 REGULARIZATIONS = ("none", "tikhonov", "tv")
 
@@ -128,7 +128,7 @@ def gradient_regularization(space: FunctionSpace, m: torch.Tensor, kind: str,
 
 class FamilyParameters:
     """The parameters ``w`` of a field family such as
-    :class:`dfem.surrogates.samplers.LogNormalDiffusivity`."""
+    :class:`dfem.problems.random_fields.LogNormalDiffusivity`."""
 
     name = "w"
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dfem.errors import MeshError
+from dfem.exceptions import MeshError
 
 
 @dataclass(frozen=True)

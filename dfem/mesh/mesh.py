@@ -16,7 +16,7 @@ from functools import cached_property
 import numpy as np
 import torch
 
-from dfem.errors import MeshError
+from dfem.exceptions import MeshError
 from dfem.mesh.cells import REFERENCE_CELLS, ReferenceCell, cell_type_of
 
 #: Local edges of each cell type, as pairs of local vertex numbers, in the

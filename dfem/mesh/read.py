@@ -33,7 +33,7 @@ from pathlib import Path
 import meshio
 import numpy as np
 
-from dfem.errors import DfemError, MeshError
+from dfem.exceptions import DfemError, MeshError
 from dfem.mesh.cells import CELL_ALIASES, LONG_NAMES, REFERENCE_CELLS
 from dfem.mesh.mesh import Mesh, remove_unused_nodes
 

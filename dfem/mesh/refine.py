@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from dfem.errors import DfemError, MeshError
+from dfem.exceptions import DfemError, MeshError
 from dfem.mesh.cells import REFERENCE_CELLS
 from dfem.mesh.mesh import Mesh
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from dfem.errors import MeshError
+from dfem.exceptions import MeshError
 from dfem.mesh.mesh import Mesh
 
 

@@ -10,7 +10,7 @@ import meshio
 import numpy as np
 import torch
 
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 from dfem.fileio import write_atomically
 from dfem.mesh.mesh import Mesh
 from dfem.mesh.read import _MESHIO_FACET, _MESHIO_TYPE

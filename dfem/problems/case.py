@@ -42,16 +42,15 @@ schema is checked by :mod:`dfem.problems.case_schema`, the elastic branch lives 
 from __future__ import annotations
 
 import time
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import tomllib
 import torch
 
-from dfem.errors import DfemError
-from dfem.fileio import read_toml, write_json_atomic
+from dfem.exceptions import DfemError
+from dfem.fileio import apply_overrides, read_toml, write_json_atomic
 from dfem.problems.case_schema import (
-    apply_overrides,
     check_case,
     poisson_conditions,
     problem_type,
@@ -63,7 +62,7 @@ from dfem.problems.nonlinear import NonlinearPoisson
 from dfem.problems.poisson import Poisson
 from dfem.validation.errors import errors
 
-__all__ = ["Case", "apply_overrides", "at_vertices", "case_files"]
+__all__ = ["Case", "at_vertices", "case_files"]
 
 
 def case_files(folder) -> list[Path]:

@@ -11,12 +11,9 @@ a steady case. The full schema is documented in ``docs/cases.md``.
 
 from __future__ import annotations
 
-import copy
 import math
 
-import tomllib
-
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 from dfem.problems.domain import NURBS_KEYS
 
 PROBLEM_TYPES = ("poisson", "linear-elasticity", "neo-hookean")
@@ -352,27 +349,6 @@ def _check_conditions(tag: str, conditions: dict, kind: str) -> None:
             raise DfemError(
                 f"{label} must be a list {what} of numbers or expressions, got {value!r}."
             )
-
-
-def apply_overrides(data: dict, overrides) -> dict:
-    """Apply ``key.path=value`` overrides (values parsed as TOML, else kept as text)."""
-    data = copy.deepcopy(data)
-    for item in overrides:
-        if "=" not in item:
-            raise DfemError(f"--set takes key=value (e.g. mesh.n=128), got {item!r}.")
-        key, text = item.split("=", 1)
-        try:
-            value = tomllib.loads(f"v = {text}")["v"]
-        except tomllib.TOMLDecodeError:
-            value = text
-        *parents, leaf = key.strip().split(".")
-        table = data
-        for part in parents:
-            table = table.setdefault(part, {})
-            if not isinstance(table, dict):
-                raise DfemError(f"--set {key}: {part!r} is not a table in the case file.")
-        table[leaf] = value
-    return data
 
 
 def poisson_conditions(boundary: dict, value, alpha=None, g=None) -> tuple[dict, dict, dict]:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import torch
 
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 
 
 def scalar_values(space, tag, value, dofs: torch.Tensor, label: str) -> torch.Tensor:

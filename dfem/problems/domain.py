@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 
 #: Keys of the [nurbs] table.
 NURBS_KEYS = {"geometry", "degree", "radii", "radius", "length", "control_points", "weights",

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import torch
 
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 from dfem.problems.case_schema import COMPONENTS
 from dfem.problems.expressions import coefficient
 

@@ -28,7 +28,7 @@ from dfem.assembly.coefficients import AtQuadrature, Nodal, PerCell
 from dfem.assembly.density import PointSet
 from dfem.assembly.forms import _add_at
 from dfem.basis.vector import interleave
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 from dfem.problems import stresses
 from dfem.problems.energy import BoundaryTerm, EnergyProblem, register_kernel
 

@@ -40,7 +40,7 @@ from dfem.assembly.density import (
 )
 from dfem.assembly.forms import _add_at, matvec
 from dfem.basis.vector import interleave
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 from dfem.problems.dirichlet import dirichlet_data
 from dfem.problems.energy_terms import _KERNELS, BoundaryTerm, boundary_terms, register_kernel
 from dfem.solvers.amg import space_near_nullspace

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 
 _KERNELS: dict = {}
 

@@ -23,7 +23,7 @@ import operator
 
 import torch
 
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 
 FUNCTIONS = {
     "sin": torch.sin,

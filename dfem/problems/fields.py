@@ -16,7 +16,7 @@ import math
 
 import torch
 
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 
 _KEYS = {
     "lognormal": {"field", "w", "seed", "roots", "bound"},
@@ -32,7 +32,7 @@ def field_coefficient(spec: dict, name: str):
 
 def field_family(spec: dict, name: str):
     """The field family and the parameters ``w`` (a float64 tensor) a field table names."""
-    from dfem.surrogates.samplers import FIELDS
+    from dfem.problems.random_fields import FIELDS
 
     kind = spec.get("field")
     if not isinstance(kind, str) or kind not in FIELDS:

@@ -26,7 +26,7 @@ import time
 import torch
 
 from dfem.assembly.coefficients import Nodal
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 from dfem.problems.energy import EnergyProblem
 from dfem.problems.heat import TransientResult, initial_state
 from dfem.solvers.schemes import resolve_scheme, scheme_steps, step_times

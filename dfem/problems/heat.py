@@ -33,7 +33,7 @@ import torch
 from dfem.assembly.coefficients import cell_coefficient, require_positive
 from dfem.assembly.forms import assemble_matrix, assemble_vector, energy
 from dfem.assembly.mass import mass_matrix
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 from dfem.problems.dirichlet import dirichlet_data
 from dfem.solvers.linear import METHODS
 from dfem.solvers.schemes import resolve_scheme, scheme_steps, step_times

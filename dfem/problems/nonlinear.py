@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from dfem.basis.space import FunctionSpace
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 from dfem.problems.energy import BoundaryTerm, EnergyProblem
 from dfem.problems.poisson import neumann_density
 

@@ -32,7 +32,7 @@ from dfem.assembly.forms import (
     residual,
 )
 from dfem.basis.space import FunctionSpace
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 from dfem.problems.energy import BoundaryTerm, EnergyProblem, register_kernel
 
 
@@ -165,7 +165,7 @@ class Poisson(EnergyProblem):
             ``rtol``, ``atol``, ``maxiter`` for the iterative methods; for
             ``"energy"``: ``optimizer`` ("lbfgs", "torch-lbfgs", "adam"), ``rtol``,
             ``maxiter``, ``lr``. A solve that stops short raises
-            :class:`~dfem.errors.ConvergenceError`.
+            :class:`~dfem.exceptions.ConvergenceError`.
 
         Notes
         -----

@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 
 from dfem.assembly.density import PointSet
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 from dfem.problems.dirichlet import fixed_by_tag
 
 

@@ -48,7 +48,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 from dfem.problems.case_schema import poisson_conditions
 from dfem.problems.expressions import TimeExpression, time_coefficient
 from dfem.problems.heat import Heat, HeatResult

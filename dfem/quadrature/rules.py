@@ -19,7 +19,7 @@ from functools import cache
 import numpy as np
 from scipy.special import roots_jacobi
 
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 
 # Symmetric triangle rules, as orbits of barycentric points with weights that sum
 # to one. The parameters were obtained by solving the moment equations to machine

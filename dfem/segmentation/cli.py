@@ -15,7 +15,7 @@ def _print_epoch(row: dict) -> None:
 
 
 def _train(args) -> int:
-    from dfem.errors import DfemError
+    from dfem.exceptions import DfemError
     from dfem.segmentation.config import load_segmentation_config
     from dfem.segmentation.training import SegmentationRun
 
@@ -35,7 +35,7 @@ def _train(args) -> int:
 
 
 def _eval(args) -> int:
-    from dfem.errors import DfemError
+    from dfem.exceptions import DfemError
     from dfem.fileio import write_json_atomic
     from dfem.plots import plot_segmentation_grid
     from dfem.segmentation.training import SegmentationRun, evaluate

@@ -53,9 +53,8 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dfem.errors import DfemError
-from dfem.fileio import read_toml
-from dfem.problems.case import apply_overrides
+from dfem.exceptions import DfemError
+from dfem.fileio import apply_overrides, read_toml
 from dfem.segmentation.models import MODELS
 
 DEFAULTS = {

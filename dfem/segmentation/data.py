@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from scipy.ndimage import gaussian_filter
 
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 
 _CELLS, _NOISE, _SPLIT = 1, 2, 3  # separate random streams for the three functions
 

@@ -34,7 +34,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 from dfem.surrogates.networks import UNet
 
 MODELS = ("baseline", "iel", "dsa")

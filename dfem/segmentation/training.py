@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 from dfem.fileio import torch_save_atomic, write_json_atomic
 from dfem.segmentation.config import LABELS, SegmentationConfig
 from dfem.segmentation.models import Segmenter, confusion, scores

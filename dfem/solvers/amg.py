@@ -24,7 +24,7 @@ import scipy.sparse as sps
 import scipy.sparse.linalg as spla
 import torch
 
-from dfem.errors import ConvergenceError, DfemError
+from dfem.exceptions import ConvergenceError, DfemError
 from dfem.solvers.linear import SolveInfo, _Factor
 
 

@@ -36,7 +36,7 @@ import scipy.sparse.linalg as spla
 import torch
 
 from dfem.assembly.sparsity import SparsityPattern
-from dfem.errors import ConvergenceError, DfemError
+from dfem.exceptions import ConvergenceError, DfemError
 
 METHODS = ("direct", "cg", "amg")
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from dfem.errors import ConvergenceError, DfemError
+from dfem.exceptions import ConvergenceError, DfemError
 
 
 @dataclass

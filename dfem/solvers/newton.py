@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from dfem.errors import ConvergenceError, DfemError
+from dfem.exceptions import ConvergenceError, DfemError
 from dfem.solvers.linear import factorize
 
 _MIN_STEP = 2.0**-20

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import torch
 
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 
 SCHEMES = {"implicit-euler": 1.0, "crank-nicolson": 0.5, "bdf2": None}
 

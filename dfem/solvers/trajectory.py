@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 import torch
 
 from dfem.assembly.forms import _add_at, matvec
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 from dfem.solvers.implicit import graph_leaves
 from dfem.solvers.linear import factorize
 

@@ -16,7 +16,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 from dfem.spline.exact import best_partition
 from dfem.spline.merging import approximate_partition
 from dfem.spline.projection import _PiecewiseFit, piece_geometry

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 from dfem.spline.moments import legendre
 
 __all__ = ["PieceGeometry", "fit_pieces", "piece_geometry"]

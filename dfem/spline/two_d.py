@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 
 BACKENDS = ("auto", "torch", "scipy")
 

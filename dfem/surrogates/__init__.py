@@ -7,6 +7,13 @@ with the Dirichlet values imposed exactly; :class:`GridProblem` evaluates the Ga
 energy with the FEM core's assembly, batched over samples, and solves reference samples.
 """
 
+from dfem.problems.random_fields import (
+    FIELDS,
+    KarhunenLoeve,
+    LogNormalDiffusivity,
+    exponential_covariance_roots,
+    sample_parameters,
+)
 from dfem.surrogates.grid import GridProblem
 from dfem.surrogates.model import Surrogate, relative_l2
 from dfem.surrogates.networks import (
@@ -18,13 +25,6 @@ from dfem.surrogates.networks import (
     zero_output_layer,
 )
 from dfem.surrogates.prior import CoarseSolve
-from dfem.surrogates.samplers import (
-    FIELDS,
-    KarhunenLoeve,
-    LogNormalDiffusivity,
-    exponential_covariance_roots,
-    sample_parameters,
-)
 
 __all__ = [
     "CoarseSolve",

@@ -57,7 +57,7 @@ def _train(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     trainer = Trainer(config, out, device=args.device)
     if not args.resume and trainer.checkpoint_path.exists():
-        from dfem.errors import DfemError
+        from dfem.exceptions import DfemError
 
         raise DfemError(
             f"{out} already holds a training run; continue it with --resume or choose another --out"

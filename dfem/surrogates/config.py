@@ -44,7 +44,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 
 __all__ = ["TrainingConfig", "load_config"]
 
@@ -157,7 +157,7 @@ def from_dict(data: dict) -> TrainingConfig:
             raise DfemError(f"[problem] {key} must be a table {{side = value}}")
 
     sampler = {"field": "lognormal", "method": "uniform", **data.get("sampler", {})}
-    from dfem.surrogates.samplers import FIELDS
+    from dfem.problems.random_fields import FIELDS
 
     _choice("sampler", "field", sampler["field"], tuple(FIELDS))
     _choice("sampler", "method", sampler["method"], ("uniform", "sobol", "lhs"))

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 from dfem.fileio import write_json_atomic
 from dfem.plots import plot_surrogate_comparison
 from dfem.surrogates.config import from_dict

@@ -24,7 +24,7 @@ import torch
 from dfem.assembly import AtQuadrature
 from dfem.assembly.forms import assemble_matrix, assemble_vector, energy
 from dfem.basis.space import FunctionSpace
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 from dfem.mesh import rectangle
 from dfem.problems.poisson import Poisson
 from dfem.solvers.linear import dense_solve

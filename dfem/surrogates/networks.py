@@ -29,7 +29,7 @@ from copy import deepcopy
 import torch
 from torch import nn
 
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 
 __all__ = ["FNO", "NETWORKS", "UNet", "build_network", "for_inference", "zero_output_layer"]
 

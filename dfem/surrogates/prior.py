@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 from dfem.surrogates.grid import GridProblem
 
 __all__ = ["CoarseSolve"]

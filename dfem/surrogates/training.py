@@ -29,15 +29,15 @@ from pathlib import Path
 
 import torch
 
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 from dfem.fileio import torch_save_atomic, write_json_atomic
+from dfem.problems.random_fields import FIELDS, sample_parameters
 from dfem.surrogates import distributed
 from dfem.surrogates.config import TrainingConfig
 from dfem.surrogates.grid import GridProblem
 from dfem.surrogates.model import Surrogate, relative_l2
 from dfem.surrogates.networks import build_network, zero_output_layer
 from dfem.surrogates.prior import CoarseSolve
-from dfem.surrogates.samplers import FIELDS, sample_parameters
 
 __all__ = ["TrainingStopped", "Trainer"]
 

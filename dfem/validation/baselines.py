@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from dfem.basis.space import FunctionSpace
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 from dfem.mesh import rectangle
 
 ACTIVATIONS = {"tanh": torch.tanh, "sin": torch.sin, "gelu": nn.functional.gelu,

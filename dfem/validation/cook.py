@@ -31,7 +31,7 @@ import torch
 
 from dfem.basis.probes import PointEvaluation
 from dfem.basis.space import FunctionSpace
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 from dfem.mesh.mesh import Mesh
 from dfem.mesh.structured import rectangle
 from dfem.problems.elasticity import LinearElasticity

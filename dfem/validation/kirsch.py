@@ -57,7 +57,7 @@ import torch
 from dfem.basis.nurbs.bspline import basis_matrix
 from dfem.basis.nurbs.patch import plate_with_hole
 from dfem.basis.nurbs.space import IsogeometricSpace
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 from dfem.problems.elasticity import LinearElasticity, lame
 from dfem.validation.errors import errors, fitted_rate
 

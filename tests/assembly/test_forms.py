@@ -17,7 +17,7 @@ from dfem.assembly import (
     energy,
     residual,
 )
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 
 ELEMENTS = ["P1", "P2", "P3", "Q1", "Q2", "Q3"]
 

@@ -6,7 +6,7 @@ import torch
 
 import dfem
 from dfem.assembly.mass import mass_matrix
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 
 
 def _bilinear(space, values, u, v):

@@ -6,7 +6,7 @@ import torch
 
 import dfem
 from dfem.basis import FunctionSpace, element
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 
 ELEMENTS = ["P1", "P2", "P3", "Q1", "Q2", "Q3"]
 

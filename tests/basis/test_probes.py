@@ -8,7 +8,7 @@ import dfem
 from dfem.basis import FunctionSpace, PointEvaluation, locate_points, probe_matrix
 from dfem.basis import probes as probes_module
 from dfem.basis.lagrange import geometry_element
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 
 ELEMENTS = ["P1", "P2", "P3", "Q1", "Q2", "Q3"]
 

@@ -9,7 +9,7 @@ from dfem.basis import location as location_module
 from dfem.basis import probes as probes_module
 from dfem.basis.lagrange import geometry_element
 from dfem.basis.probes import PointEvaluation, locate_points, points_inside, probe_matrix
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

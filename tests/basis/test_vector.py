@@ -10,7 +10,7 @@ import torch
 import dfem
 from dfem.basis.nurbs.patch import quarter_annulus
 from dfem.basis.nurbs.space import IsogeometricSpace
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 
 
 def field(x):

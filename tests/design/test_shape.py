@@ -21,7 +21,7 @@ from dfem.design import (
     soft_min_ratio,
     stress_aggregate,
 )
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 
 ROOT = Path(__file__).resolve().parents[2]
 f64 = torch.float64

@@ -18,7 +18,7 @@ from dfem.design import (
     mbb_beam,
 )
 from dfem.design.filters import cell_centroids
-from dfem.errors import DfemError, MeshError
+from dfem.exceptions import DfemError, MeshError
 from dfem.inverse import check_gradients
 from dfem.validation import top88
 

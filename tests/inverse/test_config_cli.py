@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from dfem.cli import main
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 from dfem.inverse.config import load_inverse_config
 from dfem.problems.case import case_files
 

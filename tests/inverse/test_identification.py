@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import dfem
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 from dfem.inverse import (
     CellLogDiffusivity,
     FamilyParameters,
@@ -17,7 +17,7 @@ from dfem.inverse import (
     check_gradients,
     identify,
 )
-from dfem.surrogates.samplers import LogNormalDiffusivity
+from dfem.problems.random_fields import LogNormalDiffusivity
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import dfem
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 from dfem.inverse import corner_jacobians, optimize_nodes
 from dfem.inverse.shape import boundary_nodes
 

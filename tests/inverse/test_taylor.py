@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import dfem
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 from dfem.inverse import check_gradients
 from dfem.inverse.shape import boundary_nodes
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import dfem
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 from dfem.inverse import (
     InitialCondition,
     NodalLogDiffusivity,

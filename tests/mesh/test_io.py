@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from dfem.errors import DfemError, MeshError
+from dfem.exceptions import DfemError, MeshError
 from dfem.mesh import Mesh, read_mesh, rectangle, refine, write_mesh
 
 DATA = Path(__file__).resolve().parent.parent / "data"

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from dfem.errors import DfemError, MeshError
+from dfem.exceptions import DfemError, MeshError
 from dfem.mesh import Mesh, box, perturb_interior, read_mesh, write_mesh
 
 CASES = Path(__file__).resolve().parents[2] / "cases" / "meshes"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from dfem.errors import DfemError, MeshError
+from dfem.exceptions import DfemError, MeshError
 from dfem.mesh import Mesh, rectangle, remove_unused_nodes
 
 SQUARE = np.array([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import dfem
-from dfem.errors import DfemError, MeshError
+from dfem.exceptions import DfemError, MeshError
 
 
 def test_tag_points_by_coordinates_and_by_predicate():

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from dfem.errors import MeshError
+from dfem.exceptions import MeshError
 from dfem.mesh import REFERENCE_CELLS, Mesh, box, perturb_interior, refine
 
 BOX = {"x": (-1.0, 0.5), "y": (0.0, 2.0), "z": (0.25, 1.0)}

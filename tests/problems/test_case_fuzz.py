@@ -2,8 +2,8 @@
 
 Random and mutated case files, and random case tables, go through ``Case.load`` /
 ``Case.from_dict``, ``case.problem()``, ``case.exact()`` and (for a few) ``case.solve()``.
-Each step either succeeds or raises :class:`dfem.errors.DfemError` (an iterative solver may
-also raise :class:`dfem.errors.ConvergenceError`); any other exception fails the test and
+Each step either succeeds or raises :class:`dfem.exceptions.DfemError` (an iterative solver may
+also raise :class:`dfem.exceptions.ConvergenceError`); any other exception fails the test and
 hypothesis shrinks it to a minimal case.
 
 Meshes are kept tiny: the shipped cases are shrunk to ``n = 2`` before they are mutated, the
@@ -26,7 +26,7 @@ import torch  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from dfem.errors import ConvergenceError, DfemError  # noqa: E402
+from dfem.exceptions import ConvergenceError, DfemError  # noqa: E402
 from dfem.problems.case import Case, case_files  # noqa: E402
 from dfem.problems.heat import Heat  # noqa: E402
 from dfem.problems.nonlinear import NonlinearPoisson  # noqa: E402

@@ -6,17 +6,17 @@ errors a user can cause, through ``dfem solve`` / ``dfem convergence``."""
 import json
 import math
 import re
+import tomllib
 from pathlib import Path
 
 import meshio
 import numpy as np
 import pytest
-import tomllib
 import torch
 
 import dfem
 from dfem.cli import main
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 from dfem.problems.case import Case
 from dfem.problems.expressions import coefficient
 

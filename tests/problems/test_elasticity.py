@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import dfem
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 from dfem.problems.elasticity import lame
 
 skfem = pytest.importorskip("skfem")

@@ -10,7 +10,7 @@ import torch
 import dfem
 from dfem.basis.nurbs.patch import quarter_annulus
 from dfem.basis.nurbs.space import IsogeometricSpace
-from dfem.errors import ConvergenceError, DfemError
+from dfem.exceptions import ConvergenceError, DfemError
 from dfem.problems import NonlinearPoisson
 from dfem.problems.energy import EnergyProblem
 from dfem.problems.poisson import neumann_density, reaction_diffusion, robin_density

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 from dfem.problems.expressions import Expression, coefficient
 
 

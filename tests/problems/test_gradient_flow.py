@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import dfem
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 
 
 @pytest.mark.parametrize("scheme", ["implicit-euler", "bdf2"])

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from dfem.cli import main
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 from dfem.problems.case import Case
 from dfem.surrogates import LogNormalDiffusivity
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import dfem
-from dfem.errors import DfemError, MeshError
+from dfem.exceptions import DfemError, MeshError
 
 ELEMENTS = ["P1", "P2", "P3", "Q1", "Q2", "Q3"]
 

@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import math
 import re
+import tomllib
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import meshio
 import numpy as np
 import pytest
-import tomllib
 import torch
 
 import dfem
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 from dfem.problems.case import Case
 from dfem.problems.expressions import (
     Expression,

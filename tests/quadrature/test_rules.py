@@ -5,7 +5,7 @@ from math import factorial
 import numpy as np
 import pytest
 
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 from dfem.quadrature import cell_rule, gauss_legendre, line_rule, quad_rule, triangle_rule
 
 

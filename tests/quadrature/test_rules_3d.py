@@ -6,7 +6,7 @@ from math import factorial
 import numpy as np
 import pytest
 
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 from dfem.quadrature.rules import (
     cell_rule,
     facet_rule,

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 from dfem.segmentation import corrupt_labels, load_png_folder, split, synthetic_cells
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -7,7 +7,7 @@ import pytest
 import torch
 from scipy import ndimage
 
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 from dfem.iel import HeatIEL
 from dfem.segmentation.models import Segmenter, confusion, scores
 from dfem.spline import project_on_label_map

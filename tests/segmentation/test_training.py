@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from dfem.cli import main
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 from dfem.segmentation.compare import compare
 from dfem.segmentation.config import config_from_dict, load_segmentation_config
 from dfem.segmentation.training import SegmentationRun

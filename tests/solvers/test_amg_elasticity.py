@@ -13,7 +13,7 @@ import scipy.sparse.linalg as spla
 import torch
 
 import dfem
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 from dfem.solvers.amg import (
     NearNullspace,
     rigid_body_modes,

@@ -8,7 +8,7 @@ import scipy.sparse.linalg as spla
 import torch
 
 import dfem
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 from dfem.solvers import sparse_solve
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import dfem
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 from dfem.problems import NonlinearPoisson
 from dfem.solvers import minimize_energy
 

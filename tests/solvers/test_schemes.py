@@ -2,7 +2,7 @@
 
 import pytest
 
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 from dfem.solvers.schemes import resolve_scheme, scheme_steps, step_times
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 from dfem.spline import SplineProjection1d, fit_pieces, project_1d, spline_fit_1d
 
 pytestmark = pytest.mark.usefixtures("one_thread")

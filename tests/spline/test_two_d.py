@@ -6,7 +6,7 @@ import torch
 from scipy import ndimage
 from torch import nn
 
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 from dfem.spline.two_d import (
     PiecewiseConstant2d,
     _label_torch,

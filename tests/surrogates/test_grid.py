@@ -10,7 +10,7 @@ import torch
 
 from dfem import Poisson
 from dfem.assembly import AtQuadrature
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 from dfem.surrogates import LogNormalDiffusivity
 from dfem.surrogates.grid import GridProblem
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 from dfem.surrogates import (
     CoarseSolve,
     GridProblem,

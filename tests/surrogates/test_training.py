@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from dfem.cli import main
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 from dfem.surrogates.config import from_dict, load_config
 from dfem.surrogates.training import Trainer, TrainingStopped
 

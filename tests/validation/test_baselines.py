@@ -10,7 +10,7 @@ import math
 import pytest
 import torch
 
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 from dfem.validation.baselines import (
     MLP,
     HardBoundary,

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 from dfem.validation import cook
 
 POINTS = {"tip": cook.TIP, "mid": cook.MID_EDGE}

@@ -33,7 +33,7 @@ import torch
 
 from dfem.basis.nurbs.knot_gradient import check_knot_grad, smoothed_boxes
 from dfem.basis.nurbs.knots import _check_degree, as_tensor, find_spans, validate_knots
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 
 __all__ = ["basis_functions", "basis_matrix"]
 

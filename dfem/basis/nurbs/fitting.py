@@ -30,7 +30,7 @@ from dfem.basis.nurbs.bspline import basis_matrix
 from dfem.basis.nurbs.knot_gradient import check_knot_grad
 from dfem.basis.nurbs.knots import OrderedKnots, clamped_knots
 from dfem.basis.nurbs.layer import NURBSSurface
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 
 __all__ = ["BukinGrid", "FitResult", "bukin6", "bukin_grid", "fit_fixed_knots",
            "fit_learnable_knots", "lsq_control_points", "run_bukin"]

@@ -30,7 +30,7 @@ import torch
 from dfem.basis.nurbs.bspline import basis_matrix
 from dfem.basis.nurbs.knot_gradient import check_knot_grad
 from dfem.basis.nurbs.knots import _check_degree, as_tensor, validate_knots
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 
 __all__ = ["curve_points", "surface_points", "check_weights"]
 

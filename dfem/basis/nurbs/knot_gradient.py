@@ -45,7 +45,7 @@ import math
 
 import torch
 
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 
 __all__ = ["KNOT_GRADS", "check_knot_grad", "smoothed_boxes"]
 

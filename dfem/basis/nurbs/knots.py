@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 
 __all__ = [
     "OrderedKnots",

@@ -29,7 +29,7 @@ from dfem.basis.nurbs.knots import (
     greville_points,
     validate_knots,
 )
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 
 __all__ = ["NURBSCurve", "NURBSSurface"]
 

@@ -22,7 +22,7 @@ import torch
 
 from dfem.basis.nurbs.knots import validate_knots
 from dfem.basis.nurbs.refine import elevate_degree, insert_knot
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 
 
 @dataclass(frozen=True)

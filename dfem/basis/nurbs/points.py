@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 
 from dfem.basis.nurbs.bspline import basis_matrix
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 
 _SAMPLES_PER_ELEMENT = 4
 _NEWTON_STEPS = 30

@@ -32,7 +32,7 @@ import torch
 from dfem.basis.nurbs.bspline import basis_matrix
 from dfem.basis.nurbs.geometry import check_weights
 from dfem.basis.nurbs.knots import _check_degree, as_tensor, knot_values, validate_knots
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 
 __all__ = ["elevate_degree", "insert_knot"]
 

@@ -33,7 +33,7 @@ from dfem.basis.nurbs.bspline import basis_functions, basis_matrix
 from dfem.basis.nurbs.knots import greville_points
 from dfem.basis.nurbs.patch import NURBSPatch
 from dfem.basis.space import FacetGeometry, Space
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 from dfem.mesh.mesh import Mesh
 from dfem.quadrature.rules import line_rule
 

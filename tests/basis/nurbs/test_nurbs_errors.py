@@ -13,7 +13,7 @@ from dfem.basis.nurbs import (
     find_spans,
     surface_points,
 )
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 
 f64 = torch.float64
 

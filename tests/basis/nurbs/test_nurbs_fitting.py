@@ -22,7 +22,7 @@ from dfem.basis.nurbs.fitting import (
     lsq_control_points,
     run_bukin,
 )
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 
 
 def test_bukin_target():

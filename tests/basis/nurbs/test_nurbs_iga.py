@@ -12,7 +12,7 @@ from dfem.basis.nurbs.patch import NURBSPatch, quarter_annulus, unit_square
 from dfem.basis.nurbs.space import IsogeometricSpace
 from dfem.basis.space import FunctionSpace
 from dfem.cli import main
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 from dfem.mesh.structured import rectangle
 from dfem.problems.case import Case
 from dfem.problems.poisson import Poisson

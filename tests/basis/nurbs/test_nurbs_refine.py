@@ -13,7 +13,7 @@ from dfem.basis.nurbs import (
     insert_knot,
     surface_points,
 )
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 
 TOL = 1e-12
 

@@ -7,14 +7,14 @@ import pytest
 import torch
 from scipy.integrate import quad
 
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
+from dfem.problems.random_fields import PAPER_ROOTS
 from dfem.surrogates import (
     KarhunenLoeve,
     LogNormalDiffusivity,
     exponential_covariance_roots,
     sample_parameters,
 )
-from dfem.surrogates.samplers import PAPER_ROOTS
 
 
 def paper_nu_numpy(x, y, w):

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from scipy.optimize import brentq
 
-from dfem.errors import DfemError
+from dfem.exceptions import DfemError
 
 #: The roots ``a_i`` the paper lists (``tan a = 4a / (a^2 - 4)``, ``L = 1/2``, rounded).
 PAPER_ROOTS = (1.72, 4.05, 6.85, 9.82)
