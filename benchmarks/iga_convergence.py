@@ -24,7 +24,7 @@ from dfem.basis.nurbs.space import IsogeometricSpace
 from dfem.basis.space import FunctionSpace
 from dfem.mesh.structured import rectangle
 from dfem.problems.poisson import Poisson
-from dfem.validation.errors import errors, fitted_rate
+from dfem.validation.error_norms import errors, fitted_rate
 
 
 def annulus_study(p: int, levels) -> dict:

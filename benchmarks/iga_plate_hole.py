@@ -32,7 +32,7 @@ from benchmarks.harness import load_average, machine_info, write_json  # noqa: E
 from dfem.basis.nurbs.geometry import surface_points  # noqa: E402
 from dfem.basis.nurbs.patch import plate_with_hole  # noqa: E402
 from dfem.validation import kirsch  # noqa: E402
-from dfem.validation.errors import fitted_rate  # noqa: E402
+from dfem.validation.error_norms import fitted_rate  # noqa: E402
 
 LEVELS = (1, 2, 4, 8, 16, 32, 64, 128)
 QUICK_LEVELS = (1, 2, 4, 8)

@@ -137,9 +137,9 @@ def r_adaptivity(n: int, max_iter: int, figure: Path | None, quadrature_degree: 
 
 
 def _plot_meshes(mesh, nodes, path: Path) -> None:
-    from dfem.plots import _figure, _save
+    from dfem.plots import pyplot, save_figure
 
-    plt = _figure()
+    plt = pyplot()
     from matplotlib.collections import LineCollection
 
     edges = mesh.edge_table.edges
@@ -150,7 +150,7 @@ def _plot_meshes(mesh, nodes, path: Path) -> None:
         ax.add_collection(LineCollection(x[edges], colors="k", linewidths=0.5))
         ax.set(title=title, aspect="equal", xlim=(-0.02, 1.02), ylim=(-0.02, 1.02))
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
     plt.close(fig)
 
 

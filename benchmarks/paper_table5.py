@@ -1,6 +1,6 @@
 """Table 5 of the DSA paper, measured (see :mod:`dfem.validation.table5`).
 
-    python benchmarks/paper_table5.py --json benchmarks/results/paper_table5.json   # ~30 min
+    python benchmarks/paper_table5.py --json dfem/data/results/paper_table5.json   # ~30 min
     python benchmarks/paper_table5.py --json /tmp/quick.json --quick                # minutes
 """
 

@@ -39,8 +39,8 @@ import dfem  # noqa: E402
 PI = math.pi
 
 from dfem.validation.table5 import PAPER  # noqa: E402
-from dfem.validation.table5 import exact as table5_exact  # noqa: E402
-from dfem.validation.table5 import source as table5_source  # noqa: E402
+from dfem.validation.table5_problem import exact as table5_exact  # noqa: E402
+from dfem.validation.table5_problem import source as table5_source  # noqa: E402
 
 # ------------------------------------------------------------------ Table 5
 

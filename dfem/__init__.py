@@ -19,7 +19,6 @@ from dfem import mesh
 from dfem.assembly import AtQuadrature, Nodal, PerCell, assemble, energy, mass_matrix, residual
 from dfem.basis import FunctionSpace, LagrangeElement, VectorSpace, element
 from dfem.exceptions import ConvergenceError, DfemError, MeshError
-from dfem.inverse.taylor import check_gradients
 from dfem.problems import (
     BoundaryTerm,
     EnergyProblem,
@@ -33,7 +32,7 @@ from dfem.problems import (
     register_kernel,
 )
 from dfem.solvers import sparse_solve
-from dfem.validation import convergence_study, errors
+from dfem.validation import check_gradients, convergence_study, errors
 
 __version__ = "0.1.0"
 

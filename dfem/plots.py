@@ -12,7 +12,9 @@ from dfem.fileio import write_atomically
 MAX_CELLS_WITH_EDGES = 4096
 
 
-def _figure():
+def pyplot():
+    """``matplotlib.pyplot``, imported on first use with the non-interactive Agg backend
+    (unless a backend was chosen already), for writing figures to files."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -21,7 +23,9 @@ def _figure():
     return plt
 
 
-def _save(fig, path) -> None:
+def save_figure(fig, path) -> None:
+    """Write ``fig`` to ``path`` (format from the suffix, 120 dpi) atomically: a reader
+    never sees a half-written file."""
     path = Path(path)
     write_atomically(path, lambda tmp: fig.savefig(tmp, dpi=120), suffix=path.suffix)
 
@@ -36,7 +40,7 @@ def _finish_line_plot(plt, fig, ax, xlabel: str, title: str, path) -> None:
     _finish_axes(ax, xlabel)
     ax.set_title(title)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
     plt.close(fig)
 
 
@@ -56,7 +60,7 @@ def plot_solution(space, u, path, title: str = "") -> None:
 
         plot_solution_3d(space, u, path, title)
         return
-    plt = _figure()
+    plt = pyplot()
     mesh = space.mesh
     x = mesh.nodes.detach().cpu().numpy()
     cells = mesh.cells_np
@@ -77,7 +81,7 @@ def plot_solution(space, u, path, title: str = "") -> None:
     ax.set_ylabel("y")
     ax.set_title(title or f"{space.element.name}, {mesh.n_cells} cells, {space.n_dofs} dofs")
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
     plt.close(fig)
 
 
@@ -91,7 +95,7 @@ def plot_snapshots(space, states, times, path, title: str = "") -> None:
 
         plot_snapshots_3d(space, states, times, path, title)
         return
-    plt = _figure()
+    plt = pyplot()
     values = np.stack([space.vertex_values(u.detach()).cpu().numpy() for u in states])
     from matplotlib.colors import Normalize
 
@@ -120,7 +124,7 @@ def plot_snapshots(space, states, times, path, title: str = "") -> None:
     fig.colorbar(shading, ax=axes[0].tolist(), label="u", shrink=0.9)
     fig.suptitle(title or f"{space.element.name}, {mesh.n_cells} cells, {space.n_dofs} dofs",
                  fontsize=10)
-    _save(fig, path)
+    save_figure(fig, path)
     plt.close(fig)
 
 
@@ -144,7 +148,7 @@ def plot_deformed(space, u, path, cell_values, scale=None, title: str = "",
     drawn as 10 % of the domain size) for small-strain solutions; ``scale=1`` draws the
     true deformation (large-deformation problems). The title says which.
     """
-    plt = _figure()
+    plt = pyplot()
     from matplotlib.collections import LineCollection, PolyCollection
 
     mesh = space.mesh
@@ -188,13 +192,13 @@ def plot_deformed(space, u, path, cell_values, scale=None, title: str = "",
     ax.legend(loc="best", fontsize=8)
     ax.set_title(f"{title}\n{how}" if title else how, fontsize=10)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
     plt.close(fig)
 
 
 def plot_convergence(study: dict, path, degree: int, title: str = "") -> None:
     """Log-log L2 and H1-seminorm errors against h, with reference slopes h^(p+1) and h^p."""
-    plt = _figure()
+    plt = pyplot()
     rows = study["levels"]
     h = np.array([r["h"] for r in rows])
     fig, ax = plt.subplots(figsize=(6.4, 4.8))
@@ -216,7 +220,7 @@ def plot_surrogate_comparison(rows, path) -> None:
     ``rows`` is a list of ``(label, log_nu, u_surrogate, u_fem)`` with (m, m) arrays whose
     row ``j``, column ``i`` is the node at ``(x_i, y_j)``.
     """
-    plt = _figure()
+    plt = pyplot()
     fig, axes = plt.subplots(len(rows), 4, figsize=(13, 3.2 * len(rows)), squeeze=False)
     extent = (0.0, 1.0, 0.0, 1.0)
     for ax_row, (label, log_nu, pred, ref) in zip(axes, rows, strict=True):
@@ -240,14 +244,14 @@ def plot_surrogate_comparison(rows, path) -> None:
             ax.set_xticks([])
             ax.set_yticks([])
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
     plt.close(fig)
 
 
 def plot_nurbs_fit(grid, fixed, learned, path, x_range, y_range) -> None:
     """2 x 2 figure of a NURBS surface fit (:mod:`dfem.basis.nurbs.fitting`): target,
     learnable-knot fit, its error, and the knot positions of both fits."""
-    plt = _figure()
+    plt = pyplot()
     x, y, z = grid.x.numpy(), grid.y.numpy(), grid.z.numpy()
     fit = learned.surface(grid.u, grid.v)[..., 0].detach().numpy()
     fig, axes = plt.subplots(2, 2, figsize=(10, 8), constrained_layout=True)
@@ -276,7 +280,7 @@ def plot_nurbs_fit(grid, fixed, learned, path, x_range, y_range) -> None:
     ax.set(title="interior knots (dotted: fixed, solid: learned)", xlabel="x", ylabel="y",
            xlim=x_range, ylim=y_range)
     ax.legend(fontsize=7, loc="lower right")
-    _save(fig, path)
+    save_figure(fig, path)
     plt.close(fig)
 
 
@@ -284,7 +288,7 @@ def plot_cell_fields(mesh, fields: dict, path, title: str = "") -> None:
     """Side-by-side plots of per-cell fields ``{name: (n_cells,) values}`` on the mesh; a
     name containing ``" - "`` is drawn as a difference (symmetric colour range). On a 3D
     mesh each panel shows the boundary surface, each face coloured by its cell's value."""
-    plt = _figure()
+    plt = pyplot()
     from matplotlib.collections import PolyCollection
 
     fields = {name: np.asarray(v.detach().cpu() if hasattr(v, "detach") else v, dtype=float)
@@ -318,7 +322,7 @@ def plot_cell_fields(mesh, fields: dict, path, title: str = "") -> None:
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
     plt.close(fig)
 
 
@@ -327,7 +331,7 @@ def plot_inverse_history(history: list, weight: float, path, title: str = "",
     """Misfit, weighted regularisation and (when recorded) the error against the truth per
     L-BFGS iteration, on a log scale; ``error_label`` names the error (default: the
     relative L2 error of log nu)."""
-    plt = _figure()
+    plt = pyplot()
     iterations = [row["iteration"] for row in history]
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     ax.semilogy(iterations, [row["misfit"] for row in history], label="misfit M(u)")
@@ -344,7 +348,7 @@ def plot_sensor_histories(times, observed, predicted, names, path, title: str = 
     """Sensor histories against time: the data ``observed`` (n_levels, k) as markers and
     the fitted histories ``predicted`` (n_levels, k) as lines, one colour per sensor,
     labelled with ``names`` (k strings)."""
-    plt = _figure()
+    plt = pyplot()
     times = np.asarray(times, dtype=float)
     observed = np.asarray(observed.detach().cpu() if hasattr(observed, "detach") else observed,
                           dtype=float)
@@ -363,7 +367,7 @@ def plot_sensor_histories(times, observed, predicted, names, path, title: str = 
 def plot_segmentation_curves(summary: dict, path) -> None:
     """Validation Dice against epoch: one panel per label setting, one curve per model (mean
     over seeds, band of ± one standard deviation)."""
-    plt = _figure()
+    plt = pyplot()
     settings = sorted({run["labels"] for run in summary["runs"]})
     fig, axes = plt.subplots(1, len(settings), figsize=(5.6 * len(settings), 4.2),
                              squeeze=False, sharey=True)
@@ -381,14 +385,14 @@ def plot_segmentation_curves(summary: dict, path) -> None:
         ax.set_ylabel("validation Dice (clean labels, %)")
         _finish_axes(ax, "epoch")
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
     plt.close(fig)
 
 
 def plot_segmentation_grid(columns: dict, num_classes: int, path) -> None:
     """A grid of images and label maps: one row per sample, one column per entry of
     ``columns`` ({title: (n, C, H, W) images or (n, H, W) label maps})."""
-    plt = _figure()
+    plt = pyplot()
     rows = len(next(iter(columns.values())))
     fig, axes = plt.subplots(rows, len(columns), figsize=(2.3 * len(columns), 2.3 * rows),
                              squeeze=False)
@@ -406,14 +410,14 @@ def plot_segmentation_grid(columns: dict, num_classes: int, path) -> None:
             if row == 0:
                 ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
     plt.close(fig)
 
 
 def plot_table5(table5: dict, paper: dict, path) -> None:
     """Bar chart (log scale) of the Table 5 L2 errors: the paper's methods and dfem's, one
     group of bars per grid."""
-    plt = _figure()
+    plt = pyplot()
     sizes = table5["sizes"]
     methods = next(iter(paper.values()))
     labels = [f"paper {m}" for m in methods]
@@ -437,7 +441,7 @@ def plot_table5(table5: dict, paper: dict, path) -> None:
     ax.grid(True, axis="y", which="both", alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
     plt.close(fig)
 
 
@@ -463,7 +467,7 @@ def plot_density(mesh, density, path, title: str = "") -> None:
 
         plot_density_3d(mesh, density, path, title)
         return
-    plt = _figure()
+    plt = pyplot()
     from matplotlib.collections import PolyCollection
 
     corners = mesh.nodes.detach().cpu().numpy()[mesh.cells_np]
@@ -483,7 +487,7 @@ def plot_density(mesh, density, path, title: str = "") -> None:
     ax.set_axis_off()
     if title:
         fig.suptitle(title, fontsize=10, y=1 - 0.05 / fig.get_figheight(), va="top")
-    _save(fig, path)
+    save_figure(fig, path)
     plt.close(fig)
 
 
@@ -491,7 +495,7 @@ def plot_design_history(history: list, volume_fraction: float, path, title: str 
     """The convergence of a topology optimisation: the compliance (log scale) and the
     volume fraction (with the allowed one dashed) against the iteration, from the rows of
     :attr:`dfem.design.TopologyOptimization.history`."""
-    plt = _figure()
+    plt = pyplot()
     iterations = [row["iteration"] for row in history]
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(6.4, 5.6), sharex=True)
     top.semilogy(iterations, [row["compliance"] for row in history], label="compliance")
@@ -509,5 +513,5 @@ def plot_design_history(history: list, volume_fraction: float, path, title: str 
     if title:
         top.set_title(title)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
     plt.close(fig)

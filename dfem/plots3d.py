@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dfem.plots import MAX_CELLS_WITH_EDGES, _figure, _save
+from dfem.plots import MAX_CELLS_WITH_EDGES, pyplot, save_figure
 
 SLICE_PIXELS = 160  # grid points along the longer side of the slice of a 3D plot
 VIEW = {"elev": 25.0, "azim": -60.0}  # the camera of 3D plots
@@ -63,7 +63,7 @@ def _slice_values(space, u, lo, hi):
 
 def plot_solution_3d(space, u, path, title: str) -> None:
     """:func:`dfem.plots.plot_solution` on a 3D mesh: see its docstring."""
-    plt = _figure()
+    plt = pyplot()
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
     from mpl_toolkits.mplot3d.art3d import Poly3DCollection
@@ -105,14 +105,14 @@ def plot_solution_3d(space, u, path, title: str) -> None:
     fig.colorbar(ScalarMappable(norm, cmap), cax=fig.add_axes((0.92, 0.15, 0.015, 0.66)),
                  label=label)
     fig.suptitle(title or f"{space.element.name}, {mesh.n_cells} cells, {space.n_dofs} dofs")
-    _save(fig, path)
+    save_figure(fig, path)
     plt.close(fig)
 
 
 def plot_snapshots_3d(space, states, times, path, title: str) -> None:
     """:func:`dfem.plots.plot_snapshots` on a 3D mesh: one mid-height slice per state, on
     one colour scale."""
-    plt = _figure()
+    plt = pyplot()
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
 
@@ -136,14 +136,14 @@ def plot_snapshots_3d(space, states, times, path, title: str) -> None:
         ax.set_yticks([])
     fig.colorbar(ScalarMappable(norm, cmap), ax=axes[0].tolist(), label="u", shrink=0.9)
     fig.suptitle(f"{title or space.element.name} (slices z = {images[0][2]:.4g})", fontsize=10)
-    _save(fig, path)
+    save_figure(fig, path)
     plt.close(fig)
 
 
 def plot_deformed_3d(mesh, x, moved, values, path, title, how, label) -> None:
     """The deformed boundary surface, each face coloured by the value of its cell, over
     the undeformed boundary's edges (small meshes) or bounding box (large ones)."""
-    plt = _figure()
+    plt = pyplot()
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
     from mpl_toolkits.mplot3d.art3d import Line3DCollection, Poly3DCollection
@@ -172,14 +172,14 @@ def plot_deformed_3d(mesh, x, moved, values, path, title, how, label) -> None:
     fig.colorbar(ScalarMappable(norm, cmap), ax=ax, label=f"{label} (per cell)", shrink=0.7)
     ax.legend(loc="upper left", fontsize=8)
     ax.set_title(f"{title}\n{how}" if title else how, fontsize=10)
-    _save(fig, path)
+    save_figure(fig, path)
     plt.close(fig)
 
 
 def plot_cell_fields_3d(mesh, fields: dict, limits_and_map, path, title: str) -> None:
     """:func:`dfem.plots.plot_cell_fields` on a 3D mesh: one boundary-surface panel per
     field, each face coloured by its cell's value."""
-    plt = _figure()
+    plt = pyplot()
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
     from mpl_toolkits.mplot3d.art3d import Poly3DCollection
@@ -201,7 +201,7 @@ def plot_cell_fields_3d(mesh, fields: dict, limits_and_map, path, title: str) ->
         fig.colorbar(ScalarMappable(norm, cmap), ax=ax, shrink=0.6)
     if title:
         fig.suptitle(title)
-    _save(fig, path)
+    save_figure(fig, path)
     plt.close(fig)
 
 
@@ -226,7 +226,7 @@ def plot_density_3d(mesh, density: np.ndarray, path, title: str = "",
     each point of the x-y plane on the grey scale of :func:`dfem.plots.plot_density`
     (black = solid). The side view draws each cell as its extent in x and y, exact for
     the axis-aligned cells of a box."""
-    plt = _figure()
+    plt = pyplot()
     from matplotlib.cm import ScalarMappable
     from matplotlib.collections import PolyCollection
     from matplotlib.colors import Normalize
@@ -277,5 +277,5 @@ def plot_density_3d(mesh, density: np.ndarray, path, title: str = "",
     fig.colorbar(ScalarMappable(norm, "gray_r"), ax=side, shrink=0.6)
     if title:
         fig.suptitle(title)
-    _save(fig, path)
+    save_figure(fig, path)
     plt.close(fig)

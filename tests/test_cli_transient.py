@@ -69,9 +69,9 @@ def test_solver_failure_exits_1_without_output(tmp_path, capsys):
 def test_cases_lists_the_transient_cases_and_convergence_declines(capsys):
     assert main(["cases"]) == 0
     listing = capsys.readouterr().out
-    for name in ("heat_decay.toml", "heat_manufactured.toml"):
-        line = next(row for row in listing.splitlines() if row.startswith(name))
-        assert "[transient heat problem" in line
+    for name in ("heat_decay", "heat_manufactured"):
+        line = next(row for row in listing.splitlines() if row.startswith(f"{name} "))
+        assert "solve case (transient)" in line
     assert main(["convergence", str(DECAY)]) == 2
     assert "does not support transient cases" in capsys.readouterr().err
 

@@ -12,7 +12,7 @@ from dfem.assembly.forms import (
     residual,
 )
 from dfem.assembly.mass import element_mass, mass_matrix
-from dfem.assembly.sparsity import RestrictedPattern, SparsityPattern
+from dfem.assembly.sparsity import RestrictedPattern, SparsityPattern, add_at
 
 __all__ = [
     "AtQuadrature",
@@ -20,6 +20,7 @@ __all__ = [
     "PerCell",
     "RestrictedPattern",
     "SparsityPattern",
+    "add_at",
     "assemble",
     "assemble_matrix",
     "assemble_vector",

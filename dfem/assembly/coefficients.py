@@ -155,26 +155,21 @@ def require_positive(values: torch.Tensor | None, name: str) -> None:
         )
 
 
+def coefficient_at(value, name: str, where, dofs: torch.Tensor, n_dofs: int):
+    """``value`` at the quadrature points of ``where`` (:func:`evaluate`): anything with
+    the physical ``points`` (n, n_q, dim) and the basis ``values`` there (a cell geometry,
+    a :class:`~dfem.basis.space.FacetGeometry`, a point set), whose n cells or facets have
+    the dofs ``dofs`` (n, n_basis) of a space of ``n_dofs`` dofs."""
+    return evaluate(value, name=name, points=lambda: where.points, dofs=dofs,
+                    basis_values=where.values, n_dofs=n_dofs)
+
+
 def cell_coefficient(space: FunctionSpace, value, name: str, geometry=None):
     """``value`` at the cell quadrature points of ``space`` (see :func:`coefficients.evaluate`)."""
     g = space.geometry() if geometry is None else geometry
-    return evaluate(
-        value,
-        name=name,
-        points=lambda: g.points,
-        dofs=space.cell_dofs,
-        basis_values=g.values,
-        n_dofs=space.n_dofs,
-    )
+    return coefficient_at(value, name, g, space.cell_dofs, space.n_dofs)
 
 
 def facet_coefficient(space: FunctionSpace, value, name: str, facets: FacetGeometry):
     """``value`` at the quadrature points of boundary facets."""
-    return evaluate(
-        value,
-        name=name,
-        points=lambda: facets.points,
-        dofs=facets.dofs,
-        basis_values=facets.values,
-        n_dofs=space.n_dofs,
-    )
+    return coefficient_at(value, name, facets, facets.dofs, space.n_dofs)

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import torch
 
-from dfem.assembly.coefficients import evaluate
+from dfem.assembly.coefficients import coefficient_at
 from dfem.basis.vector import interleave
 from dfem.exceptions import DfemError
 
@@ -83,14 +83,7 @@ class PointSet:
 
     def coefficient(self, value, name: str, n_dofs: int):
         """A scalar coefficient (any form of :mod:`dfem.assembly.coefficients`) at the points."""
-        return evaluate(
-            value,
-            name=name,
-            points=lambda: self.points,
-            dofs=self.dofs,
-            basis_values=self.values,
-            n_dofs=n_dofs,
-        )
+        return coefficient_at(value, name, self, self.dofs, n_dofs)
 
     def field(self, value, name: str, n_dofs: int, n_components: int):
         """A scalar or vector parameter at the points.

@@ -25,11 +25,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import numpy as np
 import torch
 
 from dfem.assembly.coefficients import cell_coefficient, facet_coefficient, require_positive
 from dfem.assembly.mass import element_mass
+from dfem.assembly.sparsity import add_at
 from dfem.basis.mapping import against_basis, at_points, basis_products, metric_pairs
 from dfem.exceptions import DfemError
 
@@ -114,7 +114,7 @@ def matvec(pattern, values: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         return _CSRProduct.apply(values, u, pattern)
     products = values * u[..., pattern.indices]
     out = torch.zeros(pattern.n, dtype=products.dtype, device=products.device)
-    return _add_at(out, pattern.rows, products)
+    return add_at(out, pattern.rows, products)
 
 
 class _CSRProduct(torch.autograd.Function):
@@ -201,33 +201,18 @@ def element_loads(space: FunctionSpace, f) -> torch.Tensor:
     return against_basis(fq * g.weights, g.values)
 
 
-def _add_at(target: torch.Tensor, index: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-    """``target[..., index] += values`` for a flat index, out of place and batched."""
-    # numpy's broadcast_shapes: torch's imports sympy on first use (~1 s)
-    batch = np.broadcast_shapes(
-        tuple(target.shape[:-1]), tuple(values.shape[: values.ndim - index.ndim])
-    )
-    target = target.expand(*batch, target.shape[-1])
-    values = values.expand(*batch, *index.shape).reshape(*batch, -1)
-    return target.index_add(-1, index.reshape(-1), values)
-
-
 def assemble_matrix(
     space: FunctionSpace, nu=1.0, c=None, robin: dict | None = None
 ) -> torch.Tensor:
     """CSR values (..., nnz) of ``K`` in ``space.pattern``."""
     pattern = space.pattern
-    Ke = element_matrices(space, nu, c)
-    values = torch.zeros(pattern.nnz, dtype=Ke.dtype, device=Ke.device)
-    values = _add_at(values, pattern.scatter, Ke.reshape(*Ke.shape[:-3], -1))
+    values = pattern.assemble(element_matrices(space, nu, c))
     for tag, alpha, _ in _robin_items(robin):
         fg = space.facet_geometry(tag)
         aw = facet_coefficient(space, alpha, f"Robin alpha on {tag!r}", fg) * fg.weights
         n_f = fg.dofs.shape[1]
         Kf = against_basis(aw, basis_products(fg.values)).unflatten(-1, (n_f, n_f))
-        rows = fg.dofs[:, :, None].expand(-1, -1, n_f)
-        cols = fg.dofs[:, None, :].expand(-1, n_f, -1)
-        values = _add_at(values, pattern.positions(rows, cols), Kf)
+        values = pattern.add_blocks(values, fg.dofs, Kf)
     return values
 
 
@@ -237,13 +222,13 @@ def assemble_vector(
     """The load vector ``F`` (..., n_dofs)."""
     F = torch.zeros(space.n_dofs, dtype=space.dtype, device=space.device)
     if f is not None:
-        F = _add_at(F, space.cell_dofs, element_loads(space, f))
+        F = add_at(F, space.cell_dofs, element_loads(space, f))
     boundary = [(tag, g, "Neumann g") for tag, g in (neumann or {}).items()]
     boundary += [(tag, g_r, "Robin g") for tag, _, g_r in _robin_items(robin)]
     for tag, value, label in boundary:
         fg = space.facet_geometry(tag)
         gq = facet_coefficient(space, value, f"{label} on {tag!r}", fg)
-        F = _add_at(F, fg.dofs, against_basis(gq * fg.weights, fg.values))
+        F = add_at(F, fg.dofs, against_basis(gq * fg.weights, fg.values))
     return F
 
 

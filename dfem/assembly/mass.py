@@ -20,6 +20,7 @@ from __future__ import annotations
 import torch
 
 from dfem.assembly.coefficients import cell_coefficient
+from dfem.assembly.sparsity import add_at
 from dfem.basis.mapping import against_basis, basis_products
 from dfem.exceptions import DfemError
 
@@ -67,8 +68,7 @@ def mass_matrix(space, rho=1.0, lumped: bool = False, format: str = "values"):
         raise DfemError("format='diagonal' needs lumped=True: the consistent mass matrix "
                         "is not diagonal.")
     pattern = space.pattern
-    values = torch.zeros(pattern.nnz, dtype=Me.dtype, device=Me.device).index_add(
-        0, pattern.scatter, Me.reshape(-1))
+    values = pattern.assemble(Me)
     if format == "values":
         return values
     if format == "torch":
@@ -77,6 +77,6 @@ def mass_matrix(space, rho=1.0, lumped: bool = False, format: str = "values"):
         return pattern.to_scipy(values)
     if format == "diagonal":
         on_diagonal = pattern.rows == pattern.indices
-        return torch.zeros(pattern.n, dtype=values.dtype, device=values.device).index_add(
-            0, pattern.rows[on_diagonal], values[on_diagonal])
+        return add_at(values.new_zeros(pattern.n), pattern.rows[on_diagonal],
+                      values[..., on_diagonal])
     raise DfemError(f"format must be 'values', 'torch', 'scipy' or 'diagonal', got {format!r}.")

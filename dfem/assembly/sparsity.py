@@ -18,6 +18,34 @@ import torch
 from dfem.exceptions import DfemError
 
 
+def add_at(target: torch.Tensor, index: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """``target[..., index] += values``, out of place, batched and differentiable.
+
+    Repeated indices accumulate (numpy's ``np.add.at``): this is how cell and facet
+    contributions assemble into a global vector or into the CSR values of a matrix.
+
+    Parameters
+    ----------
+    target : (..., n) tensor
+    index : int64 tensor of any shape, entries in ``[0, n)``
+    values : (..., *index.shape) tensor
+        The leading (batch) dimensions broadcast against those of ``target``.
+
+    Returns
+    -------
+    (batch..., n) tensor
+        A new tensor; autograd reaches ``target`` and ``values`` (the backward pass of
+        ``values`` is a gather).
+    """
+    # numpy's broadcast_shapes: torch's imports sympy on first use (~1 s)
+    batch = np.broadcast_shapes(
+        tuple(target.shape[:-1]), tuple(values.shape[: values.ndim - index.ndim])
+    )
+    target = target.expand(*batch, target.shape[-1])
+    values = values.expand(*batch, *index.shape).reshape(*batch, -1)
+    return target.index_add(-1, index.reshape(-1), values)
+
+
 def _unique_keys(dofs: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Sorted unique keys ``row * n + col`` of all element entries and, for each entry
     ``(e, a, b)`` flattened, the index of its key (rows ``dofs[e, a]``, cols ``dofs[e, b]``).
@@ -121,10 +149,36 @@ class SparsityPattern:
         return pos.reshape(rows.shape)
 
     def assemble(self, element_values: torch.Tensor) -> torch.Tensor:
-        """CSR values of ``sum_e P_e^T K_e P_e`` from element matrices (E, nb, nb)."""
-        flat = element_values.reshape(-1)
+        """CSR values (..., nnz) of ``sum_e P_e^T K_e P_e`` from element matrices
+        (..., E, nb, nb) (a leading batch of matrices is allowed), differentiable in them."""
+        if self.scatter is None:
+            raise DfemError("this pattern was not built from cells: it cannot assemble "
+                            "element matrices (use add_blocks with the dofs).")
+        flat = element_values.reshape(*element_values.shape[:-3], -1)
         out = torch.zeros(self.nnz, dtype=flat.dtype, device=flat.device)
-        return out.index_add(0, self.scatter, flat)
+        return add_at(out, self.scatter, flat)
+
+    def add_blocks(self, values: torch.Tensor, dofs: torch.Tensor,
+                   blocks: torch.Tensor) -> torch.Tensor:
+        """``values`` plus the blocks ``blocks[..., k, a, b]`` at the entries
+        ``(dofs[k, a], dofs[k, b])``: CSR values (..., nnz) of ``A + sum_k P_k^T B_k P_k``.
+
+        For contributions that are not cell matrices (facet terms, a subset of cells);
+        every entry must lie in the pattern (:class:`~dfem.exceptions.DfemError`
+        otherwise).
+
+        Parameters
+        ----------
+        values : (..., nnz) tensor
+            CSR values of ``A`` in this pattern.
+        dofs : (K, m) int64 tensor
+            Global dofs of each block.
+        blocks : (..., K, m, m) tensor
+        """
+        m = dofs.shape[-1]
+        rows = dofs[:, :, None].expand(-1, -1, m)
+        cols = dofs[:, None, :].expand(-1, m, -1)
+        return add_at(values, self.positions(rows, cols), blocks)
 
     def to_scipy(self, values: torch.Tensor) -> sp.csr_matrix:
         """A scipy CSR matrix with these values (detached, on the CPU)."""
@@ -195,3 +249,15 @@ class RestrictedPattern:
     @property
     def n(self) -> int:
         return self.pattern.n
+
+    def lift(self, values: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """The Dirichlet lifting ``A_fd u_d`` (..., n_free): the product of the free-fixed
+        block of the matrix with CSR values ``values`` (..., nnz) in the full pattern and
+        the fixed dofs of ``u`` (..., n_dofs) (its free entries are not read).
+
+        ``A_ff u_f = b_f - lift(values, u)`` is the system of the free dofs once the
+        fixed ones are moved to the right-hand side; batched and differentiable in
+        ``values`` and ``u``.
+        """
+        coupling = values[..., self.fd] * u[..., self.fd_cols]
+        return add_at(coupling.new_zeros(self.n), self.fd_rows, coupling)

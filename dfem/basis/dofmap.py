@@ -14,12 +14,16 @@ face with four Q3 dofs).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from dfem.basis.lagrange import LagrangeElement
 from dfem.basis.lagrange import element as element_named
 from dfem.mesh.mesh import Mesh
+
+if TYPE_CHECKING:
+    from dfem.assembly.sparsity import SparsityPattern
 
 
 @dataclass(frozen=True)
@@ -102,3 +106,15 @@ def build_dofmap(mesh: Mesh, element: LagrangeElement) -> DofMap:
         offset += mesh.n_cells * len(interior)
     return DofMap(cell_dofs=cell_dofs, n_dofs=offset, n_vertices=mesh.n_nodes,
                   facet_dofs_local=element.facet_dofs)
+
+
+def shared_pattern(space) -> SparsityPattern:
+    """The CSR sparsity pattern of matrices on ``space`` (scalar or vector: any space with
+    ``cell_dofs`` and ``n_dofs``), built from its cell dofs on first use and kept in
+    ``space._shared``, which the space's moved copies share."""
+    if "pattern" not in space._shared:
+        # the assembly layer sits above the basis: imported here, not at module level
+        from dfem.assembly.sparsity import SparsityPattern
+
+        space._shared["pattern"] = SparsityPattern.from_cell_dofs(space.cell_dofs, space.n_dofs)
+    return space._shared["pattern"]

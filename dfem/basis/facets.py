@@ -88,7 +88,7 @@ def lagrange_facet_geometry(space, facets: np.ndarray, degree: int) -> dict:
     # C n points outward when det J > 0; the mesh check guarantees it, the sign keeps an
     # unchecked mesh's normals outward too
     sign = torch.sign(determinant(jacobian)).detach()
-    dofs = space.dofmap.cell_dofs[owner[:, :1], on_facet[owner[:, 1]]]
+    dofs = space.dofmap.facet_dofs(mesh, facets)  # in the owner cell's local order
     normals = scaled_normal / length[..., None] * sign[..., None]
     if mesh.dim == 2 or mesh.reference.simplex:
         normals = normals[:, 0]  # flat facets: one normal each

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from dfem.assembly.sparsity import SparsityPattern
-from dfem.basis.dofmap import DofMap, build_dofmap
+from dfem.basis.dofmap import DofMap, build_dofmap, shared_pattern
 from dfem.basis.facets import lagrange_facet_geometry
 from dfem.basis.lagrange import LagrangeElement, element, geometry_element
 from dfem.basis.mapping import CellGeometry, at_points, map_cells
 from dfem.basis.vector import VectorSpace
 from dfem.mesh.mesh import Mesh
 from dfem.quadrature.rules import cell_rule
+
+if TYPE_CHECKING:
+    from dfem.assembly.sparsity import SparsityPattern
 
 
 @dataclass
@@ -86,9 +89,7 @@ class Space:
     @property
     def pattern(self) -> SparsityPattern:
         """The CSR pattern of matrices on this space (built once, shared by moved copies)."""
-        if "pattern" not in self._shared:
-            self._shared["pattern"] = SparsityPattern.from_cell_dofs(self.cell_dofs, self.n_dofs)
-        return self._shared["pattern"]
+        return shared_pattern(self)
 
     def _table(self, array) -> torch.Tensor:
         return torch.as_tensor(np.asarray(array), dtype=self.dtype, device=self.device)

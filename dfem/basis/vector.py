@@ -15,12 +15,16 @@ from __future__ import annotations
 
 import math
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import torch
 
-from dfem.assembly.sparsity import SparsityPattern
+from dfem.basis.dofmap import shared_pattern
 from dfem.basis.mapping import CellGeometry
 from dfem.exceptions import DfemError
+
+if TYPE_CHECKING:
+    from dfem.assembly.sparsity import SparsityPattern
 
 COMPONENT_NAMES = {"x": 0, "y": 1, "z": 2, "ux": 0, "uy": 1, "uz": 2}
 
@@ -102,9 +106,8 @@ class VectorSpace:
 
     @property
     def pattern(self) -> SparsityPattern:
-        if "pattern" not in self._shared:
-            self._shared["pattern"] = SparsityPattern.from_cell_dofs(self.cell_dofs, self.n_dofs)
-        return self._shared["pattern"]
+        """The CSR pattern of matrices on the interleaved dofs (built once)."""
+        return shared_pattern(self)
 
     def _moved(self, scalar) -> VectorSpace:
         moved = VectorSpace.__new__(VectorSpace)

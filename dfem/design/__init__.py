@@ -1,7 +1,7 @@
 """Design optimisation through the differentiable solver: SIMP topology optimisation.
 
 The data path: design variables per cell -> filter (:mod:`~dfem.design.filters`) ->
-Heaviside projection -> SIMP modulus (:mod:`~dfem.design.simp`) -> the elastic or thermal
+Heaviside projection -> SIMP modulus (:mod:`~dfem.design.compliance`) -> the elastic or thermal
 solve -> compliance, its gradient by the adjoint -> an optimality-criteria or MMA update
 (:mod:`~dfem.design.optimizers`), in :class:`~dfem.design.topology.TopologyOptimization`.
 The classic problems are in :mod:`~dfem.design.problems`. NURBS shape optimisation
@@ -10,6 +10,7 @@ The classic problems are in :mod:`~dfem.design.problems`. NURBS shape optimisati
 (:mod:`~dfem.design.guard`), pictured by :mod:`~dfem.design.shape_plots`.
 """
 
+from dfem.design.compliance import StructuralCompliance, ThermalCompliance, simp
 from dfem.design.control_points import (
     ControlPointDesign,
     RefinementOperator,
@@ -31,7 +32,6 @@ from dfem.design.shape import (
     stress_aggregate,
 )
 from dfem.design.shape_plots import plot_shapes
-from dfem.design.simp import StructuralCompliance, ThermalCompliance, simp
 from dfem.design.topology import TopologyOptimization
 
 __all__ = [

@@ -53,6 +53,7 @@ from pathlib import Path
 
 from dfem.exceptions import DfemError
 from dfem.fileio import apply_overrides, read_toml
+from dfem.shipped import OPTIMIZE, resolve_config
 
 #: The problem types and, for each, its keys with their defaults.
 PROBLEM_KEYS = {
@@ -173,6 +174,7 @@ def load_optimize_config(path, overrides=()) -> OptimizeConfig:
     overrides : sequence of str
         ``"key.path=value"`` items (``--set``), applied before the checks.
     """
+    path = resolve_config(path, OPTIMIZE)
     return optimize_config_from_dict(read_toml(path, "config file"), path, overrides)
 
 

@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 from dfem.basis.space import FunctionSpace
-from dfem.design.simp import StructuralCompliance, ThermalCompliance
+from dfem.design.compliance import StructuralCompliance, ThermalCompliance
 from dfem.exceptions import DfemError
 from dfem.mesh.structured import box, rectangle
 

@@ -60,12 +60,11 @@ class OptimizationStopped(Exception):
 
 
 def check_out(out) -> Path:
-    """``out`` as a Path; a :class:`DfemError` if it exists and is not a folder."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise DfemError(f"--out {str(out)!r} is a file; the outputs need a folder: choose "
-                        f"another --out.")
-    return out
+    """``out`` as a Path; a :class:`DfemError` if it is not a folder outputs can be written
+    to (:func:`dfem.fileio.check_output_folder`: a file, inside a file, unwritable)."""
+    from dfem.fileio import check_output_folder
+
+    return check_output_folder(out)
 
 
 def _tensors(value):
@@ -121,41 +120,27 @@ def _converged(design, tolerance: float) -> bool:
 
 
 class _Progress:
-    """Compliance, volume and change per iteration: a tqdm bar on a terminal (opened at
-    the first iteration reported, so a resumed run shows where it picked up), a line per
-    iteration otherwise."""
+    """Compliance, volume and change per iteration: a progress bar on a terminal (opened
+    at the first iteration reported, so a resumed run shows where it picked up), a line
+    per iteration otherwise."""
 
     def __init__(self, total: int, stream=None):
-        self.total, self.stream = total, stream or sys.stderr
-        self.bar, self.interactive = None, self.stream.isatty()
+        from dfem.progress import ProgressBar
 
-    def _open_bar(self, start: int) -> None:
-        try:
-            from tqdm import tqdm
-        except ImportError:
-            self.interactive = False
-            return
-        self.bar = tqdm(total=self.total, initial=start, unit="it", desc="optimize",
-                        file=self.stream)
+        self.total = total
+        self.bar = ProgressBar(total, "optimize", stream=stream)
 
     def __call__(self, row: dict) -> None:
-        if self.interactive and self.bar is None:  # a resumed run starts where it stopped
-            self._open_bar(row["iteration"] - 1)
         shown = {"compliance": f"{row['compliance']:.5g}", "volume": f"{row['volume']:.4f}",
                  "change": f"{row['change']:.4f}"}
         if "beta" in row:
             shown["beta"] = f"{row['beta']:g}"
-        if self.bar is not None:
-            self.bar.update(1)
-            self.bar.set_postfix(shown, refresh=False)
-        else:
-            text = ", ".join(f"{k} {v}" for k, v in shown.items())
-            print(f"iteration {row['iteration']}/{self.total}: {text}", file=self.stream,
-                  flush=True)
+        self.bar.update(1, shown, at=row["iteration"])
+        text = ", ".join(f"{k} {v}" for k, v in shown.items())
+        self.bar.log(f"iteration {row['iteration']}/{self.total}: {text}")
 
     def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
+        self.bar.close()
 
 
 class _Run:
@@ -172,15 +157,16 @@ class _Run:
         self.started = time.perf_counter()
 
     def checkpoint(self) -> None:
-        from dfem.fileio import torch_save_atomic, write_json_atomic
+        from dfem.fileio import interrupts_deferred, torch_save_atomic, write_json_atomic
 
         state = {"format": CHECKPOINT_FORMAT,
                  "design": _tensors(self.design.state_dict()),
                  "config": self.config.data, "settings": self.config.settings(),
                  "config_hash": self.config.digest()}
-        torch_save_atomic(state, self.out / CHECKPOINT)
+        with interrupts_deferred():  # the file and self.checkpointed change together
+            torch_save_atomic(state, self.out / CHECKPOINT)
+            self.checkpointed = self.design.iteration
         write_json_atomic(self.out / "history.json", self.design.history)
-        self.checkpointed = self.design.iteration
 
     def density(self) -> torch.Tensor:
         with torch.no_grad():
@@ -327,25 +313,22 @@ def run_optimize(config: OptimizeConfig, out, resume: bool = False, progress=Non
 
 
 def _optimize(args) -> int:
-    from dfem.cli import _print_table
+    from dfem.cli_tools import print_table
 
     out = check_out(args.out)
     config = load_optimize_config(args.config, overrides=args.set)
     progress = _Progress(config.optimizer["iterations"])
-    try:
+    try:  # Ctrl-C outside the iterations (building, the last outputs): dfem.cli.main
         report = run_optimize(config, out, resume=args.resume, progress=progress)
     except OptimizationStopped as stop:
         progress.close()
         print(f"dfem: optimisation stopped: {stop}", file=sys.stderr)
         return stop.status
-    except KeyboardInterrupt:
+    finally:
         progress.close()
-        print("dfem: interrupted.", file=sys.stderr)
-        return 130
-    progress.close()
     shown = ("name", "problem", "cells", "dofs", "optimizer", "iterations", "compliance",
              "volume", "change", "seconds_per_iteration", "converged", "message")
-    _print_table({k: report[k] for k in shown})
+    print_table({k: report[k] for k in shown})
     print(f"wrote {out}/report.json, history.json, convergence.png, density.png, design.vtu "
           f"and checkpoint.pt")
     return 0
@@ -353,6 +336,8 @@ def _optimize(args) -> int:
 
 def add_cli(sub) -> None:
     """Register ``dfem optimize`` on the top-level subparsers."""
+    from dfem.cli_tools import add_set_option
+
     parser = sub.add_parser("optimize", help="SIMP topology optimisation from a config file")
     parser.add_argument("config", help="the config (TOML: [problem], [material], [filter], "
                         "[projection], [optimizer], [output]; see docs/optimization.md)")
@@ -360,6 +345,5 @@ def add_cli(sub) -> None:
                         "report.json, density PNGs, convergence.png and design.vtu")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --out from its checkpoint")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config value, e.g. --set problem.nelx=30")
+    add_set_option(parser, "problem.nelx=30")
     parser.set_defaults(run=_optimize)

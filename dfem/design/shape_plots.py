@@ -43,9 +43,9 @@ def plot_shapes(shapes: Sequence[tuple[ShapeObjective, torch.Tensor]], path,
     Written atomically as a PNG."""
     from matplotlib.collections import LineCollection
 
-    from dfem.plots import _figure, _save
+    from dfem.plots import pyplot, save_figure
 
-    plt = _figure()
+    plt = pyplot()
     fields = [_field_grid(objective, th) for objective, th in shapes]
     top = max(float(vm.max()) for _, vm in fields)
     columns = min(len(shapes), 3) if columns is None else int(columns)
@@ -76,5 +76,5 @@ def plot_shapes(shapes: Sequence[tuple[ShapeObjective, torch.Tensor]], path,
     fig.colorbar(shading, ax=axes, label="von Mises stress", shrink=0.9)
     if title:
         fig.suptitle(title)
-    _save(fig, path)
+    save_figure(fig, path)
     plt.close(fig)

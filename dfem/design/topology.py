@@ -33,7 +33,7 @@ class TopologyOptimization:
     Parameters
     ----------
     objective : callable ``rho -> scalar tensor``
-        E.g. :class:`~dfem.design.simp.StructuralCompliance`; differentiable.
+        E.g. :class:`~dfem.design.compliance.StructuralCompliance`; differentiable.
     mesh : Mesh
         For the cell volumes.
     volume_fraction : float

@@ -12,7 +12,6 @@
 from dfem.inverse.identification import InverseResult, identify
 from dfem.inverse.observations import Observations
 from dfem.inverse.shape import ShapeResult, corner_jacobians, optimize_nodes
-from dfem.inverse.taylor import TaylorTest, check_gradients
 from dfem.inverse.transient import InitialCondition, SensorHistories, TransientForward
 from dfem.inverse.unknowns import (
     CellLogDiffusivity,
@@ -20,6 +19,7 @@ from dfem.inverse.unknowns import (
     NodalLogDiffusivity,
     log_nu_error,
 )
+from dfem.validation.taylor import TaylorTest, check_gradients
 
 __all__ = [
     "CellLogDiffusivity",

@@ -3,44 +3,35 @@ or an initial condition (transient) from observations."""
 
 from __future__ import annotations
 
-import sys
+from dfem.cli_tools import add_set_option, print_table
 
 __all__ = ["add_cli"]
 
 
 class _Progress:
-    """A tqdm bar with the misfit on a terminal; a line every 25 iterations otherwise."""
+    """A progress bar with the misfit on a terminal; a line every 25 iterations otherwise."""
 
     def __init__(self, total: int, error_label: str = "log_nu_error"):
-        self.error_label = error_label
-        self.bar = None
-        if sys.stderr.isatty():
-            try:
-                from tqdm import tqdm
+        from dfem.progress import ProgressBar
 
-                self.bar = tqdm(total=total, unit="it", desc="L-BFGS", file=sys.stderr)
-            except ImportError:
-                pass
+        self.error_label = error_label
+        self.bar = ProgressBar(total, "L-BFGS")
 
     def __call__(self, row: dict) -> None:
         shown = {"misfit": f"{row['misfit']:.4g}"}
         if "error" in row:
             shown[self.error_label] = f"{row['error']:.3g}"
-        if self.bar is not None:
-            if row["iteration"]:
-                self.bar.update(1)
-            self.bar.set_postfix(shown, refresh=False)
-        elif row["iteration"] % 25 == 0:
+        self.bar.update(1 if row["iteration"] else 0, shown, at=row["iteration"])
+        if row["iteration"] % 25 == 0:
             text = ", ".join(f"{k} {v}" for k, v in shown.items())
-            print(f"iteration {row['iteration']}: {text}", file=sys.stderr, flush=True)
+            self.bar.log(f"iteration {row['iteration']}: {text}")
 
     def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
+        self.bar.close()
 
 
 def _inverse(args) -> int:
-    from dfem.cli import _print_table
+    from dfem.fileio import staged_folder
     from dfem.inverse.config import load_inverse_config
     from dfem.inverse.run import run_inverse
 
@@ -48,10 +39,14 @@ def _inverse(args) -> int:
     label = "u0_error" if config.inverse["unknown"] == "initial_condition" else "log_nu_error"
     progress = _Progress(config.inverse["max_iter"], label)
     try:
-        report = run_inverse(config, out=args.out, progress=progress)
+        if args.out is None:
+            report = run_inverse(config, progress=progress)
+        else:  # the outputs appear together, or (an error, Ctrl-C) not at all
+            with staged_folder(args.out, last=("report.json",)) as stage:
+                report = run_inverse(config, out=stage, progress=progress)
     finally:
         progress.close()
-    _print_table({k: (", ".join(f"{x:.4f}" for x in v) if isinstance(v, list) else v)
+    print_table({k: (", ".join(f"{x:.4f}" for x in v) if isinstance(v, list) else v)
                   for k, v in report.items()})
     if args.out:
         extra = ", sensors.png" if config.case.transient else ""
@@ -69,6 +64,5 @@ def add_cli(sub) -> None:
                         "and [inverse]; see docs/inverse.md)")
     parser.add_argument("--out", help="folder for report.json, history.json/png, "
                         "recovered.vtu/png")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config value, e.g. --set inverse.weight=1e-2")
+    add_set_option(parser, "inverse.weight=1e-2")
     parser.set_defaults(run=_inverse)

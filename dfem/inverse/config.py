@@ -62,6 +62,7 @@ import numpy as np
 from dfem.exceptions import DfemError
 from dfem.fileio import apply_overrides, read_toml
 from dfem.problems.case import Case
+from dfem.shipped import INVERSE, resolve_config
 
 _OBSERVATIONS = {"noise", "seed", "sensors", "file", "sigma"}
 _INVERSE = {"unknown", "regularization", "weight", "epsilon", "max_iter", "gtol", "bounds",
@@ -89,6 +90,7 @@ def is_inverse_config(data: dict) -> bool:
 
 def load_inverse_config(path, overrides=()) -> InverseConfig:
     """Read and check an inverse config (see the module docstring)."""
+    path = resolve_config(path, INVERSE)
     return inverse_config_from_dict(read_toml(path, "config file"), Path(path), overrides)
 
 

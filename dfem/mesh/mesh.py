@@ -10,106 +10,20 @@ faces, each cell's local entities) are built once on demand and shared by every
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
 import torch
 
 from dfem.exceptions import MeshError
+from dfem.mesh import measures
 from dfem.mesh.cells import REFERENCE_CELLS, ReferenceCell, cell_type_of
+from dfem.mesh.entities import EntityTable, entity_table
 
 #: Local edges of each cell type, as pairs of local vertex numbers, in the
 #: order the Lagrange elements number their edge nodes.
 LOCAL_EDGES = {name: cell.edges for name, cell in REFERENCE_CELLS.items()}
 VERTICES_PER_CELL = {name: cell.n_vertices for name, cell in REFERENCE_CELLS.items()}
-
-
-def _row_keys(rows: np.ndarray, n: int) -> list[np.ndarray]:
-    """Columns of int64 keys, one per pair of vertex numbers, that order rows lexicographically."""
-    rows = rows.reshape(-1, rows.shape[-1])
-    return [rows[:, k] * n + rows[:, k + 1] if k + 1 < rows.shape[1] else rows[:, k]
-            for k in range(0, rows.shape[1], 2)]
-
-
-def _unique_rows(rows: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Unique rows of ``rows`` (m, k) of vertex numbers below ``n``, sorted, and the inverse."""
-    keys = _row_keys(rows, n)
-    if len(keys) == 1:  # a 1D unique of one int64 key is much faster than a lexsort
-        unique, inverse = np.unique(keys[0], return_inverse=True)
-        first = np.empty(len(unique), dtype=np.int64)
-        first[inverse[::-1]] = np.arange(len(inverse))[::-1]
-        return rows.reshape(-1, rows.shape[-1])[first], inverse
-    order = np.lexsort(keys[::-1])
-    sorted_keys = [k[order] for k in keys]
-    new = np.ones(len(order), dtype=bool)
-    if len(order) > 1:
-        new[1:] = np.any([k[1:] != k[:-1] for k in sorted_keys], axis=0)
-    inverse = np.empty(len(order), dtype=np.int64)
-    inverse[order] = np.cumsum(new) - 1
-    return rows.reshape(-1, rows.shape[-1])[order[new]], inverse
-
-
-@dataclass(frozen=True)
-class EntityTable:
-    """Global edges or faces of a mesh.
-
-    Attributes
-    ----------
-    entities : (n_entities, k) int64 ndarray
-        Vertex numbers of each entity, sorted ascending along the row; rows sorted.
-    cell_entities : (n_cells, n_local) int64 ndarray
-        Global entity number of each local entity of each cell.
-    flipped : (n_cells, n_local) bool ndarray
-        For edges: True where the local edge runs from its larger to its smaller vertex.
-    """
-
-    entities: np.ndarray
-    cell_entities: np.ndarray
-    flipped: np.ndarray | None = None
-
-    @property
-    def edges(self) -> np.ndarray:
-        return self.entities
-
-    @property
-    def cell_edges(self) -> np.ndarray:
-        return self.cell_entities
-
-    def __len__(self) -> int:
-        return len(self.entities)
-
-    def lookup(self, vertex_sets: np.ndarray) -> np.ndarray:
-        """Global numbers of entities given by their vertices (any order); -1 where none."""
-        k = self.entities.shape[1]
-        wanted = np.sort(np.asarray(vertex_sets, dtype=np.int64).reshape(-1, k), axis=1)
-        if len(self.entities) == 0 or len(wanted) == 0:
-            return np.full(len(wanted), -1, dtype=np.int64)
-        n = max(int(self.entities.max()), int(wanted.max())) + 1
-        table, query = _row_keys(self.entities, n), _row_keys(wanted, n)
-        both = [np.concatenate([t, q]) for t, q in zip(table, query, strict=True)]
-        is_query = np.r_[np.zeros(len(self.entities), bool), np.ones(len(wanted), bool)]
-        # sort by the keys, the table's row before equal queries
-        order = np.lexsort([is_query, *both[::-1]])
-        sorted_keys = [b[order] for b in both]
-        new = np.ones(len(order), dtype=bool)
-        new[1:] = np.any([s[1:] != s[:-1] for s in sorted_keys], axis=0)
-        group_first = order[np.maximum.accumulate(np.where(new, np.arange(len(order)), 0))]
-        match = np.where(group_first < len(self.entities), group_first, -1)
-        result = np.empty(len(order), dtype=np.int64)
-        result[order] = match
-        return result[len(self.entities):]
-
-
-EdgeTable = EntityTable
-
-
-def _entity_table(cells: np.ndarray, local: np.ndarray, n_nodes: int) -> EntityTable:
-    vertex_sets = cells[:, local]  # (E, n_local, k)
-    ordered = np.sort(vertex_sets, axis=2)
-    entities, inverse = _unique_rows(ordered, n_nodes)
-    flipped = vertex_sets[..., 0] > vertex_sets[..., -1] if local.shape[1] == 2 else None
-    return EntityTable(entities, inverse.reshape(vertex_sets.shape[:2]), flipped)
 
 
 class Mesh:
@@ -319,7 +233,7 @@ class Mesh:
     @cached_property
     def edge_table(self) -> EntityTable:
         """Global edges, built once: see :class:`EntityTable`."""
-        return _entity_table(self.cells_np, self.reference.edges, self.n_nodes)
+        return entity_table(self.cells_np, self.reference.edges, self.n_nodes)
 
     @cached_property
     def face_table(self) -> EntityTable:
@@ -327,7 +241,7 @@ class Mesh:
         if self.dim != 3:
             raise MeshError("face_table exists on 3D meshes; the facets of a 2D mesh are "
                             "its edges (edge_table).")
-        return _entity_table(self.cells_np, self.reference.facets, self.n_nodes)
+        return entity_table(self.cells_np, self.reference.facets, self.n_nodes)
 
     @property
     def facet_table(self) -> EntityTable:
@@ -406,67 +320,24 @@ class Mesh:
 
     # ------------------------------------------------------------------ measures
     def signed_areas(self) -> torch.Tensor:
-        """Signed area of each 2D cell (shoelace formula); positive for counter-clockwise cells.
-
-        Coordinates are taken relative to each cell's first vertex, so the areas of
-        small cells far from the origin keep their precision.
-        """
+        """Signed area of each 2D cell (shoelace formula); positive for counter-clockwise
+        cells: see :func:`dfem.mesh.measures.shoelace_areas`."""
         if self.dim != 2:
             raise MeshError("signed_areas is for 2D meshes; use volumes() in 3D.")
-        x = self.nodes[self.cells]
-        x = x - x[:, :1, :]
-        xn = torch.roll(x, -1, dims=1)
-        return 0.5 * (x[..., 0] * xn[..., 1] - xn[..., 0] * x[..., 1]).sum(dim=1)
+        return measures.shoelace_areas(self.nodes[self.cells])
 
     def volumes(self) -> torch.Tensor:
-        """Signed measure of each cell (area in 2D, volume in 3D), differentiable in the nodes.
-
-        Exact for straight-sided cells: the shoelace formula in 2D, ``det/6`` for
-        tetrahedra, and for hexahedra the 2x2x2 Gauss rule, exact for the Jacobian
-        determinant of a trilinear map (degree 2 in each variable).
-        """
-        if self.dim == 2:
-            return self.signed_areas()
-        if self.cell_type == "tet":
-            return _det3(*self._simplex_edges().unbind(-1)) / 6.0
-        g = (3 - 3**0.5) / 6
-        points = np.array(np.meshgrid(*[[g, 1 - g]] * 3, indexing="ij")).reshape(3, -1).T
-        return _det3(*self._trilinear_jacobian(points).unbind(-1)).sum(-1) / 8.0
-
-    def _simplex_edges(self) -> torch.Tensor:
-        x = self.nodes[self.cells]
-        return (x[:, 1:] - x[:, :1]).transpose(1, 2)  # (E, dim, dim): columns x_k - x_0
-
-    def _trilinear_jacobian(self, points: np.ndarray) -> torch.Tensor:
-        """``dx/dxi`` (E, n_points, 3, 3) of the trilinear map at reference points."""
-        r = self.reference.vertices  # (8, 3) in {0, 1}
-        factors = r[None] * points[:, None] + (1 - r[None]) * (1 - points[:, None])
-        grads = np.empty((len(points), 8, 3))
-        for j in range(3):
-            others = [k for k in range(3) if k != j]
-            grads[:, :, j] = (2 * r[None, :, j] - 1) * factors[:, :, others].prod(-1)
-        table = torch.as_tensor(grads, dtype=self.dtype, device=self.device)
-        return torch.einsum("eai,qaj->eqij", self.nodes[self.cells], table)
+        """Signed measure of each cell (area in 2D, volume in 3D), differentiable in the
+        nodes: see :func:`dfem.mesh.measures.cell_volumes`."""
+        return measures.cell_volumes(self.nodes[self.cells], self.reference)
 
     def corner_jacobians(self, nodes: torch.Tensor | None = None) -> torch.Tensor:
-        """Jacobian determinant of the cell map at each corner, (n_cells, n_vertices).
-
-        For simplices the map is affine (every corner has the same value: twice the area,
-        six times the volume); for quadrilaterals and hexahedra the value at a corner is
-        the determinant of its edges along the reference axes, the Jacobian there. A cell
-        is valid when every corner value is positive.
-        """
+        """Jacobian determinant of the cell map at each corner, (n_cells, n_vertices), at
+        the mesh's nodes or at ``nodes`` (moved coordinates): see
+        :func:`dfem.mesh.measures.corner_jacobians`. A cell is valid when every corner
+        value is positive."""
         x = (self.nodes if nodes is None else nodes)[self.cells]
-        cell = self.reference
-        if cell.simplex:
-            edges = (x[:, 1:] - x[:, :1]).transpose(1, 2)
-            det = _det(edges)
-            return det[:, None].expand(-1, cell.n_vertices)
-        # the neighbour of vertex v along axis j, and the sign that makes it d x / d xi_j
-        neighbour, r = cell.axis_neighbours, cell.vertices
-        sign = torch.as_tensor(1.0 - 2.0 * r, dtype=x.dtype, device=x.device)  # (nv, dim)
-        columns = (x[:, neighbour] - x[:, :, None]) * sign[None, :, :, None]  # (E, nv, j, i)
-        return _det(columns.transpose(-1, -2))
+        return measures.corner_jacobians(x, self.reference)
 
     # ------------------------------------------------------------------ checks
     def _check_orientation(self) -> None:
@@ -533,19 +404,6 @@ class Mesh:
                     f"boundary tag {name!r} names {kind} {bad}, which is not {article} {kind} "
                     f"of any cell ({int((ids < 0).sum())} of its {len(ids)} facets are not)."
                 )
-
-
-def _det3(a, b, c) -> torch.Tensor:
-    """``det [a b c]`` of column vectors (..., 3), as the triple product ``a . (b x c)``."""
-    return (a * torch.linalg.cross(b, c, dim=-1)).sum(-1)
-
-
-def _det(m: torch.Tensor) -> torch.Tensor:
-    """Determinants of (..., d, d) matrices for d = 2, 3 in closed form (batched, exact
-    enough for the orientation test and cheaper than an LU per cell)."""
-    if m.shape[-1] == 2:
-        return m[..., 0, 0] * m[..., 1, 1] - m[..., 0, 1] * m[..., 1, 0]
-    return _det3(m[..., :, 0], m[..., :, 1], m[..., :, 2])
 
 
 def remove_unused_nodes(nodes, cells, boundaries=None):

@@ -34,50 +34,45 @@ A case with a ``[time]`` table is transient: a heat problem (:class:`dfem.Heat`)
 ``[initial] u``, whose source, boundary values and exact solution may use ``t``; it lives
 in :mod:`dfem.problems.transient_case`.
 
-Values are numbers or expressions in x, y (and z in 3D; see :mod:`dfem.problems.expressions`). The
-schema is checked by :mod:`dfem.problems.case_schema`, the elastic branch lives in
-:mod:`dfem.problems.elastic_case`; the full schema is documented in ``docs/cases.md``.
+Values are numbers, expressions in x, y (and z in 3D; see :mod:`dfem.problems.expressions`)
+or, for coefficients on a mesh file with cell tags, tables of one value per tag
+(:mod:`dfem.problems.subdomains`). The schema is checked by
+:mod:`dfem.problems.case_schema`.
+
+This module parses a case and builds its parts (:class:`Case`); the Poisson, elastic and
+transient branches build their problems in :mod:`~dfem.problems.poisson_case`,
+:mod:`~dfem.problems.elastic_case` and :mod:`~dfem.problems.transient_case`. Solving and
+the timed report are :mod:`dfem.problems.case_run`, the output files
+:mod:`dfem.problems.case_output`, convergence studies
+:mod:`dfem.problems.case_convergence`. The full schema is documented in ``docs/cases.md``.
 """
 
 from __future__ import annotations
 
-import time
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from dfem.exceptions import DfemError
-from dfem.fileio import apply_overrides, read_toml, write_json_atomic
-from dfem.problems.case_schema import (
-    check_case,
-    poisson_conditions,
-    problem_type,
-)
+from dfem.fileio import apply_overrides, read_toml
+from dfem.problems.case_output import at_vertices
+from dfem.problems.case_schema import check_case, problem_type
 from dfem.problems.case_schema import is_elastic as _is_elastic
-from dfem.problems.domain import build_mesh, build_space, is_nurbs
-from dfem.problems.expressions import SPACE, coefficient
-from dfem.problems.nonlinear import NonlinearPoisson
-from dfem.problems.poisson import Poisson
-from dfem.validation.errors import errors
+from dfem.problems.domain import build_mesh, build_space, is_nurbs, space_cell_tags
+from dfem.problems.expressions import coefficient
 
 __all__ = ["Case", "at_vertices", "case_files"]
 
 
 def case_files(folder) -> list[Path]:
-    """The case files among ``folder/*.toml``, sorted. TOML files with a ``[training]``
-    table there are surrogate training configs (``dfem surrogate train``), those with an
-    ``[inverse]`` table inverse configs (``dfem inverse``), those with ``[noise]`` or
-    ``[compare]`` segmentation configs (``dfem segment``), those with ``[optimizer]``
-    optimisation configs (``dfem optimize``): not cases."""
-    files = []
-    for path in sorted(Path(folder).glob("*.toml")):
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
-            if not {"training", "inverse", "noise", "compare", "optimizer"} & set(data):
-                files.append(path)
-    return files
+    """The case files among ``folder/*.toml``, sorted: every file but the surrogate,
+    segmentation, inverse and optimisation configs (told apart by
+    :func:`dfem.shipped.config_kind`; a file of no known kind is left to :meth:`Case.load`
+    to judge)."""
+    from dfem.shipped import SOLVE, file_kind
+
+    return [p for p in sorted(Path(folder).glob("*.toml")) if file_kind(p) in (SOLVE, None)]
 
 
 @dataclass
@@ -135,45 +130,30 @@ class Case:
         """The function space, refined ``level`` times (see :mod:`dfem.problems.domain`)."""
         return build_space(self.data, self.path, level, vector=self.elastic)
 
+    def cell_tags(self, space) -> dict:
+        """``{tag: cell numbers}`` of ``space``'s mesh: the mesh file's cell tags (gmsh
+        physical surfaces in 2D, volumes in 3D), carried through the refinement that
+        made ``space`` (see :func:`dfem.problems.domain.space_cell_tags`)."""
+        return space_cell_tags(self.data, self.path, space)
+
     def problem(self, space=None):
-        """The problem on ``space`` (default: :meth:`space`): a :class:`Poisson`,
-        :class:`NonlinearPoisson`, :class:`~dfem.LinearElasticity`, :class:`~dfem.NeoHookean`
-        or, for a transient case, a :class:`~dfem.Heat`."""
+        """The problem on ``space`` (default: :meth:`space`): a :class:`~dfem.Poisson`,
+        :class:`~dfem.NonlinearPoisson`, :class:`~dfem.LinearElasticity`,
+        :class:`~dfem.NeoHookean` or, for a transient case, a :class:`~dfem.Heat`."""
         space = self.space() if space is None else space
+        # read only when a coefficient is a table of cell tags
+        tags = lambda: self.cell_tags(space)  # noqa: E731
         if self.transient:
             from dfem.problems.transient_case import heat_problem
 
-            return heat_problem(self.data, space)
+            return heat_problem(self.data, space, tags)
         if self.elastic:
             from dfem.problems.elastic_case import elastic_problem
 
-            return elastic_problem(self.data, space)
-        spec = self.data.get("problem", {})
-        nonlinear = spec.get("nonlinear", False)
-        if not isinstance(nonlinear, bool):
-            raise DfemError(f"problem.nonlinear must be true or false, got {nonlinear!r}.")
-        in_u = (*SPACE, "u") if nonlinear else SPACE
-        kwargs = {k: coefficient(spec[k], f"problem.{k}", in_u if k == "nu" else SPACE)
-                  for k in ("nu", "c", "f") if k in spec}
-        if "reaction" in spec and not nonlinear:
-            raise DfemError("problem.reaction s(u) needs problem.nonlinear = true.")
-        dirichlet, neumann, robin = poisson_conditions(self.data.get("boundary", {}),
-                                                       coefficient)
-        if nonlinear:
-            if robin or "c" in kwargs:
-                raise DfemError(
-                    "nonlinear cases take nu(u), reaction s(u), f, Dirichlet and Neumann "
-                    "conditions; write a linear reaction into problem.reaction and drop robin."
-                )
-            reaction = spec.get("reaction")
-            return NonlinearPoisson(
-                # expressions are called as fn(u, x), the form NonlinearPoisson takes
-                space, nu=kwargs.get("nu", 1.0), f=kwargs.get("f"),
-                reaction=None if reaction is None else coefficient(
-                    reaction, "problem.reaction", (*SPACE, "u")),
-                dirichlet=dirichlet, neumann=neumann,
-            )
-        return Poisson(space, dirichlet=dirichlet, neumann=neumann, robin=robin, **kwargs)
+            return elastic_problem(self.data, space, tags)
+        from dfem.problems.poisson_case import poisson_problem
+
+        return poisson_problem(self.data, space, tags)
 
     def exact(self):
         """The exact solution ``x -> u(x)`` (``(..., dim)`` for elastic cases; at the final
@@ -199,7 +179,6 @@ class Case:
             return lambda x: torch.full(x.shape[:-1], value, dtype=x.dtype, device=x.device)
         return value
 
-    # ------------------------------------------------------------------ run
     def probes(self, space):
         """The evaluation of ``[output] probes`` on ``space`` (None without probes); a probe
         outside the domain is a :class:`DfemError` here, before any solve."""
@@ -220,159 +199,6 @@ class Case:
             return PointEvaluation(space, points)
         except DfemError as exc:
             raise DfemError(f"output.probes: {exc}") from exc
-
-    def solve(self, out=None, method: str | None = None, show_progress: bool = False) -> dict:
-        """Solve the case; write ``report.json``, ``solution.vtu`` and ``solution.png`` under
-        ``out``. A transient case is run by :func:`dfem.problems.transient_case.solve`
-        instead (a time series, with a progress bar over the steps if ``show_progress``).
-
-        ``method`` overrides solver.method (and drops the options of the case's
-        method that do not apply to it). Returns the report: case, problem, element,
-        degree, cells, dofs, solver, setup_s, assemble_s, solve_s, l2_error and h1_error
-        (None without an exact solution); Newton solves add newton_iterations and
-        load_steps, elastic cases energy, compliance, max_displacement, max_von_mises
-        and reactions (see :mod:`dfem.problems.elastic_case`), cases with ``[output]
-        probes`` a list of ``{"point", "u"}``.
-        """
-        if self.transient:
-            from dfem.problems import transient_case
-
-            return transient_case.solve(self, out, method, show_progress=show_progress)
-        t0 = time.perf_counter()
-        problem = self.problem()
-        probes = self.probes(problem.space)
-        exact = self.exact()
-        setup_s = time.perf_counter() - t0
-        options = self.solver_options(method)
-        method = options["method"]
-        t1 = time.perf_counter()
-        u = problem.solve(**options)
-        solve_s = time.perf_counter() - t1
-        space = problem.space
-        err = errors(space, u, exact) if exact is not None else {}
-        report = {
-            "case": self.name,
-            "problem": self.kind,
-            "element": space.element.name,
-            "degree": space.element.degree,
-            "cells": space.mesh.n_cells,
-            "dofs": space.n_dofs,
-            "solver": method,
-            "setup_s": setup_s,
-            "assemble_s": problem.last_solve.get("assemble_s"),
-            "solve_s": problem.last_solve.get("solve_s", solve_s),
-            "l2_error": err.get("l2"),
-            "h1_error": err.get("h1"),
-        }
-        if "newton" in problem.last_solve:
-            report["newton_iterations"] = problem.last_solve["newton"].iterations
-            report["load_steps"] = len(problem.last_solve.get("load_factors", [1.0]))
-        if method == "energy":
-            info = problem.last_solve["info"]
-            report["optimizer"] = info.optimizer
-            report["energy_iterations"] = info.iterations
-            report["relative_residual"] = info.residuals[-1][1] if info.residuals else 0.0
-        if self.elastic:
-            from dfem.problems.elastic_case import elastic_report
-
-            report.update(elastic_report(problem, u))
-        if probes is not None:
-            report["probes"] = _probe_values(probes, self.data["output"]["probes"], u)
-        if out is not None:
-            self.write_outputs(out, problem, u, report)
-        return report
-
-    def write_outputs(self, out, problem, u, report) -> None:
-        """``solution.vtu``, ``solution.png`` and ``report.json`` under ``out``.
-
-        Poisson: ``u``, ``nu`` and ``f`` at the vertices, and a field plot of u. Elastic:
-        the ``displacement`` (3 components, z = 0 in 2D), ``E`` and ``poisson_ratio`` at
-        the vertices and ``von_mises`` per cell, and the deformed mesh coloured by the von
-        Mises stress (the true displacement for Neo-Hookean, else scaled so that the
-        largest is 10 % of the domain size).
-        """
-        from dfem.mesh import write_mesh
-        from dfem.plots import plot_deformed, plot_solution
-
-        out = Path(out)
-        space = problem.space
-        if self.elastic:
-            from dfem.problems.elastic_case import elastic_fields
-
-            point_data, cell_data = elastic_fields(problem, u)
-        else:
-            point_data = {"u": space.vertex_values(u.detach())}
-            for name in ("nu", "f"):
-                value = getattr(problem, name, None)
-                if value is not None:
-                    point_data[name] = at_vertices(value, space.mesh)
-            cell_data = None
-        out.mkdir(parents=True, exist_ok=True)
-        write_mesh(out / "solution.vtu", space.mesh, point_data=point_data, cell_data=cell_data,
-                   vectors=("displacement",) if self.elastic else ())
-        if self.elastic:
-            plot_deformed(space, u, out / "solution.png", cell_data["von_mises"],
-                          scale=1.0 if self.kind == "neo-hookean" else None,
-                          title=f"{self.name} ({space.element.name})")
-        else:
-            plot_solution(space, u, out / "solution.png",
-                          title=f"{self.name}: u ({space.element.name})")
-        write_json_atomic(out / "report.json", report)
-
-    def convergence(self, levels: int, out=None, show_progress: bool = False) -> dict:
-        """Errors on the case's mesh refined 0..levels times, and the fitted rates.
-
-        Writes ``convergence.json`` and ``convergence.png`` under ``out``; reports each
-        level on stderr when ``show_progress``.
-        """
-        from dfem.validation.errors import convergence_study
-
-        if self.transient:
-            raise DfemError(
-                "dfem convergence does not support transient cases (a [time] table) yet; "
-                "refine by hand with --set mesh.n=... and --set time.dt=... and compare the "
-                "l2_error of dfem solve."
-            )
-        exact = self.exact()
-        if exact is None:
-            raise DfemError("a convergence study needs an exact solution: add [exact] u = \"...\".")
-        if int(levels) != levels or levels < 1:
-            raise DfemError(f"--levels must be a positive integer, got {levels!r}.")
-        spaces = []
-        perturbed = "perturb" in self.data.get("mesh", {})
-
-        def solve(level):
-            problem = self.problem(self.space(level))
-            spaces.append(problem.space)
-            u = problem.solve(**self.solver_options())
-            if not perturbed:
-                return problem.space, u
-            # h of the mesh before its random perturbation: the longest edge of a perturbed
-            # mesh is the extreme of more and more random samples as the mesh grows, which
-            # would bias the fitted rates upwards
-            from dfem.validation.errors import mesh_size
-
-            plain = {**self.data, "mesh": {k: v for k, v in self.data["mesh"].items()
-                                           if k != "perturb"}}
-            return problem.space, u, mesh_size(build_mesh(plain, self.path, level))
-
-        steps = range(int(levels) + 1)
-        if show_progress:
-            from dfem.progress import progress
-
-            steps = progress(steps, f"{self.name} refinement", unit="level")
-        study = convergence_study(solve, exact, steps)
-        element = spaces[0].element
-        study.update(case=self.name, element=element.name, degree=element.degree)
-        if out is not None:
-            from dfem.plots import plot_convergence
-
-            out = Path(out)
-            out.mkdir(parents=True, exist_ok=True)
-            plot_convergence(study, out / "convergence.png", element.degree,
-                             title=f"{self.name} ({element.name})")
-            write_json_atomic(out / "convergence.json", study)
-        return study
 
     def solver_options(self, method: str | None = None) -> dict:
         """``method`` and its options from [solver], checked against each other and
@@ -414,18 +240,25 @@ class Case:
         options = {k: solver[k] for k in keys if k in solver}
         return {"method": method, **options}
 
+    # ------------------------------------------------------------------ run
+    def solve(self, out=None, method: str | None = None, show_progress: bool = False) -> dict:
+        """Solve the case and return its report; with ``out``, write ``report.json``,
+        ``solution.vtu`` and ``solution.png`` there. See :func:`dfem.problems.case_run.solve`
+        (a transient case: :func:`dfem.problems.transient_case.solve`)."""
+        from dfem.problems.case_run import solve
 
-def _probe_values(probes, points, u) -> list[dict]:
-    """``[{"point": [x, y], "u": value or [ux, uy]}, ...]`` at the probe points."""
-    with torch.no_grad():
-        values = probes(u.detach())
-    return [{"point": p, "u": v} for p, v in zip(points, values.tolist(), strict=True)]
+        return solve(self, out, method, show_progress=show_progress)
 
+    def write_outputs(self, out, problem, u, report) -> None:
+        """``solution.vtu``, ``solution.png`` and ``report.json`` under ``out`` (see
+        :func:`dfem.problems.case_output.write_outputs`)."""
+        from dfem.problems.case_output import write_outputs
 
-def at_vertices(value, mesh):
-    """A coefficient (number, callable of x or nodal tensor) at the mesh vertices."""
-    x = mesh.nodes.detach()
-    if callable(value) and not torch.is_tensor(value):
-        return value(x)
-    v = torch.as_tensor(value, dtype=x.dtype)
-    return v.expand(mesh.n_nodes) if v.ndim == 0 else v[: mesh.n_nodes]
+        write_outputs(self, out, problem, u, report)
+
+    def convergence(self, levels: int, out=None, show_progress: bool = False) -> dict:
+        """Errors on the case's mesh refined 0..levels times, and the fitted rates (see
+        :func:`dfem.problems.case_convergence.convergence`)."""
+        from dfem.problems.case_convergence import convergence
+
+        return convergence(self, levels, out, show_progress=show_progress)

@@ -52,9 +52,7 @@ def build_mesh(data: dict, case_path: Path | None = None, level: int = 0):
     if "file" in spec:
         from dfem.mesh import read_mesh
 
-        file = Path(spec["file"])
-        if not file.is_absolute() and case_path is not None:
-            file = case_path.parent / file
+        file = mesh_file(data, case_path)
         mesh = read_mesh(file)
         if mesh.dim == 3 and "diagonal" in spec:
             raise DfemError(f"mesh.diagonal is a 2D option (how squares split into triangles); "
@@ -77,6 +75,51 @@ def build_mesh(data: dict, case_path: Path | None = None, level: int = 0):
     if "corners" in spec:
         mesh = mesh.with_nodes(bilinear_map(spec["corners"], mesh.nodes))
     return refine(mesh, level)
+
+
+def mesh_file(data: dict, case_path: Path | None = None) -> Path | None:
+    """``mesh.file`` as a path (relative paths are relative to the case file), or None."""
+    spec = data.get("mesh", {})
+    if "file" not in spec:
+        return None
+    file = Path(spec["file"])
+    if not file.is_absolute() and case_path is not None:
+        file = case_path.parent / file
+    return file
+
+
+def space_cell_tags(data: dict, case_path: Path | None, space):
+    """The cell tags of ``space``'s mesh, a refinement of the case's mesh, as a
+    :class:`~dfem.problems.subdomains.CellTags`.
+
+    A mesh file's tags (:func:`dfem.read_mesh` with ``return_cell_tags=True``) are carried
+    through the refinement that gives ``space``'s cell count
+    (:func:`~dfem.problems.subdomains.refine_cell_tags`); other meshes have none.
+
+    Raises
+    ------
+    DfemError
+        If ``space``'s cell count is not that of the file's mesh refined ``k`` times.
+    """
+    from dfem.problems.subdomains import CellTags, refine_cell_tags
+
+    n_cells = space.mesh.n_cells
+    file = mesh_file(data, case_path)
+    if file is None or is_nurbs(data):
+        what = "the NURBS patch" if is_nurbs(data) else "the generated mesh ([mesh] n, x, y)"
+        return CellTags({}, n_cells, what)
+    from dfem.mesh import read_mesh
+
+    mesh, tags = read_mesh(file, return_cell_tags=True)
+    split, level = 2**mesh.dim, 0
+    while mesh.n_cells * split**level < n_cells:
+        level += 1
+    if mesh.n_cells * split**level != n_cells:
+        raise DfemError(
+            f"the space has {n_cells} cells, which is not the {mesh.n_cells} cells of "
+            f"{file.name} refined a whole number of times; build it with Case.space(level)."
+        )
+    return CellTags(refine_cell_tags(tags, mesh.dim, level), n_cells, file.name)
 
 
 def bilinear_map(corners, st):

@@ -42,14 +42,17 @@ def _vector(value, label: str, dim: int, letter: str) -> list:
     return [coefficient(v, f"{label}[{i}]") for i, v in enumerate(value)]
 
 
-def elastic_problem(data: dict, space):
-    """The :class:`LinearElasticity` or :class:`NeoHookean` problem of a checked case table."""
+def elastic_problem(data: dict, space, cell_tags=None):
+    """The :class:`LinearElasticity` or :class:`NeoHookean` problem of a checked case table.
+
+    ``cell_tags`` (``{tag: cell numbers}`` of ``space``'s mesh, or a function returning
+    it) serves ``E`` and ``poisson_ratio`` given per cell tag."""
     from dfem.problems.elasticity import LinearElasticity, NeoHookean
 
     spec = data.get("problem", {})
     dim = space.mesh.nodes.shape[1]
-    kwargs = {k: coefficient(spec[k], f"problem.{k}") for k in ("E", "poisson_ratio")
-              if k in spec}
+    kwargs = {k: coefficient(spec[k], f"problem.{k}", cell_tags=cell_tags)
+              for k in ("E", "poisson_ratio") if k in spec}
     if "body_force" in spec:
         kwargs["body_force"] = _vector(spec["body_force"], "problem.body_force", dim, "b")
     dirichlet, traction, stress = {}, {}, {}
@@ -125,14 +128,8 @@ def elastic_report(problem, u: torch.Tensor) -> dict:
 
 
 def elastic_fields(problem, u: torch.Tensor):
-    """Point and cell fields of the output files: the displacement, ``E`` and
-    ``poisson_ratio`` at the vertices and the von Mises stress per cell."""
-    from dfem.problems.case import at_vertices
-
+    """The fields of the output files beside the coefficients: the displacement at the
+    vertices and the von Mises stress per cell."""
     space, u = problem.space, u.detach()
     with torch.no_grad():
-        point = {"displacement": space.vertex_values(u)}
-        for name in ("E", "poisson_ratio"):
-            point[name] = at_vertices(problem.params[name], space.mesh)
-        cell = {"von_mises": problem.von_mises(u, per_cell=True)}
-    return point, cell
+        return space.vertex_values(u), problem.von_mises(u, per_cell=True)

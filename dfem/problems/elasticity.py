@@ -26,7 +26,7 @@ import torch
 
 from dfem.assembly.coefficients import AtQuadrature, Nodal, PerCell
 from dfem.assembly.density import PointSet
-from dfem.assembly.forms import _add_at
+from dfem.assembly.sparsity import add_at
 from dfem.basis.vector import interleave
 from dfem.exceptions import DfemError
 from dfem.problems import stresses
@@ -102,7 +102,7 @@ def boundary_stress_work(u, x, n, params):
     return -((params["sigma"] @ n[..., None])[..., 0] * u).sum(-1)
 
 
-def _boundary_traction(term, problem, pts):
+def boundary_traction(term, problem, pts):
     """The traction ``t`` at the facet points of a traction or boundary-stress term."""
     if term.density is traction_work:
         return problem._evaluate(pts, term.params)["t"]
@@ -125,23 +125,24 @@ def _linear_elastic_kernel(problem):
     K = K + torch.einsum("eq,eqaj,eqbi->eaibj", mw, G, G)
     diag = torch.einsum("eq,eqak,eqbk->eab", mw, G, G)
     K = K + diag[:, :, None, :, None] * torch.eye(d, dtype=G.dtype, device=G.device)[:, None, :]
-    values = space.pattern.assemble(K.reshape(K.shape[0], -1))
+    n_local = K.shape[1] * d
+    values = space.pattern.assemble(K.reshape(K.shape[0], n_local, n_local))
     F = torch.zeros(space.n_dofs, dtype=space.dtype, device=space.device)
     b = params.get("body_force")
     if b is not None:
         Fe = torch.einsum("eqi,qa->eai" if g.values.ndim == 2 else "eqi,eqa->eai",
                           (b * w[..., None]).expand(*w.shape, d), g.values)
-        F = _add_at(F, space.cell_dofs, Fe.reshape(Fe.shape[0], -1))
+        F = add_at(F, space.cell_dofs, Fe.reshape(Fe.shape[0], -1))
     for term in problem.boundary:
         if term.density not in (traction_work, boundary_stress_work):
             return None
         pts = PointSet.of_facets(space, term.tag)
-        t = _boundary_traction(term, problem, pts)
+        t = boundary_traction(term, problem, pts)
         scale = problem.load_factor if term.load else 1.0
         tw = (t * pts.weights[..., None]).expand(*pts.weights.shape, d) * scale
         per_facet = "fqa" if pts.values.ndim == 3 else "qa"
         Fe = torch.einsum(f"fqi,{per_facet}->fai", tw, pts.values)
-        F = _add_at(F, interleave(pts.dofs, d), Fe.reshape(Fe.shape[0], -1))
+        F = add_at(F, interleave(pts.dofs, d), Fe.reshape(Fe.shape[0], -1))
     return values, F
 
 

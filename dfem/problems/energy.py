@@ -38,14 +38,21 @@ from dfem.assembly.density import (
     element_tangents,
     point_derivatives,
 )
-from dfem.assembly.forms import _add_at, matvec
+from dfem.assembly.forms import matvec
+from dfem.assembly.sparsity import add_at
 from dfem.basis.vector import interleave
 from dfem.exceptions import DfemError
 from dfem.problems.dirichlet import dirichlet_data
-from dfem.problems.energy_terms import _KERNELS, BoundaryTerm, boundary_terms, register_kernel
-from dfem.solvers.amg import space_near_nullspace
+from dfem.problems.energy_terms import (
+    BoundaryTerm,
+    boundary_terms,
+    point_load_vector,
+    register_kernel,
+    registered_kernel,
+)
+from dfem.solvers.amg import space_amg_options
 from dfem.solvers.implicit import implicit_solution, reaches_a_leaf
-from dfem.solvers.linear import factorize
+from dfem.solvers.linear import factorize, info_snapshot
 
 
 class EnergyProblem:
@@ -110,7 +117,7 @@ class EnergyProblem:
             else:
                 space.boundary_dofs(term.tag)
         # built (and checked) once: residuals and energies on the Newton path reuse it
-        self._point_loads = self._assemble_point_loads()
+        self._point_loads = point_load_vector(space, self.point_loads)
 
     # ------------------------------------------------------------------ pieces
     @property
@@ -145,28 +152,6 @@ class EnergyProblem:
             cache.clear()  # keep one: the Dirichlet set rarely changes between solves
             cache[key] = space.pattern.restrict(free)
         return cache[key]
-
-    def _assemble_point_loads(self) -> torch.Tensor | None:
-        """The concentrated loads as a dof vector (unscaled), or None."""
-        if not self.point_loads:
-            return None
-        space = self.space
-        d = space.n_components
-        scalar = getattr(space, "scalar", space)
-        P = torch.zeros(space.n_dofs, dtype=space.dtype, device=space.device)
-        for tag, value in self.point_loads.items():
-            nodes = scalar.boundary_dofs(tag)
-            load = torch.as_tensor(value, dtype=space.dtype, device=space.device)
-            if load.shape not in ((), (d,)) or (d > 1 and load.shape != (d,)):
-                raise DfemError(f"the point load on {tag!r} must be "
-                                + ("a number" if d == 1 else f"{d} numbers (one per component)")
-                                + f", got {value!r}.")
-            if not bool(torch.isfinite(load).all()):
-                raise DfemError(f"the point load on {tag!r} is not finite: {value!r}.")
-            dofs = (nodes[:, None] * d + torch.arange(d, device=space.device)).reshape(-1)
-            P = P.index_add(0, dofs, load.expand(len(nodes), d).reshape(-1) if d > 1
-                            else load.expand(len(nodes)))
-        return P
 
     def _point_load_vector(self) -> torch.Tensor | None:
         """The concentrated loads scaled by the load factor, or None."""
@@ -225,7 +210,7 @@ class EnergyProblem:
         R = torch.zeros(self.space.n_dofs, dtype=self.space.dtype, device=self.space.device)
         for pts, _, der, scale in self._derivatives(u, order=1, create_graph=create_graph):
             Re = element_residuals(pts, der.P, der.with_values)
-            R = _add_at(R, interleave(pts.dofs, d), scale * Re if scale != 1.0 else Re)
+            R = add_at(R, interleave(pts.dofs, d), scale * Re if scale != 1.0 else Re)
         P = self._point_load_vector()
         return R if P is None else R - P
 
@@ -251,15 +236,9 @@ class EnergyProblem:
                 Ke = scale * Ke
             dofs = interleave(pts.dofs, d)
             if with_residual:
-                R = _add_at(R, dofs, scale * element_residuals(pts, der.P, der.with_values))
-            if k == 0:
-                values = values.index_add(0, pattern.scatter, Ke.reshape(-1))
-            else:
-                n_f = dofs.shape[1]
-                rows = dofs[:, :, None].expand(-1, -1, n_f)
-                cols = dofs[:, None, :].expand(-1, n_f, -1)
-                values = values.index_add(0, pattern.positions(rows, cols).reshape(-1),
-                                          Ke.reshape(-1))
+                R = add_at(R, dofs, scale * element_residuals(pts, der.P, der.with_values))
+            # the cells first (the pattern's own scatter), then the boundary terms
+            values = pattern.assemble(Ke) if k == 0 else pattern.add_blocks(values, dofs, Ke)
         if with_residual:
             P = self._point_load_vector()
             return values, (R if P is None else R - P)
@@ -292,7 +271,7 @@ class EnergyProblem:
 
     def _linear_system(self):
         """``(values, F)`` from a registered kernel, or None."""
-        kernel = _KERNELS.get(self.density) if self.use_kernel else None
+        kernel = registered_kernel(self.density) if self.use_kernel else None
         system = kernel(self) if kernel is not None else None
         P = self._point_load_vector()
         if system is None or P is None:
@@ -304,7 +283,7 @@ class EnergyProblem:
     def quadratic(self) -> bool:
         """Whether the energy is quadratic (declared, given by a kernel, or detected)."""
         if self._quadratic is None:
-            if self.use_kernel and self.density in _KERNELS:
+            if self.use_kernel and registered_kernel(self.density) is not None:
                 self._quadratic = True
             else:
                 self._quadratic = self._detect_quadratic()
@@ -395,7 +374,7 @@ class EnergyProblem:
                                            solver_options)
         t2 = time.perf_counter()
         u = self._attach(u_fixed, free, x, residual, factor)
-        self.last_solve = dict(assemble_s=t1 - t0, solve_s=t2 - t1, info=_snapshot(factor),
+        self.last_solve = dict(assemble_s=t1 - t0, solve_s=t2 - t1, info=info_snapshot(factor),
                                dofs=self.space.n_dofs, free_dofs=restricted.n)
         return u
 
@@ -408,22 +387,9 @@ class EnergyProblem:
         return factor, factor.forward_solve(b)
 
     def _amg_options(self, method, solver_options, free):
-        """AMG on a vector space: smoothed aggregation on node blocks with the rigid-body
-        modes of the free dofs as near-nullspace (the default constant candidate lets the
-        iteration count double with each refinement), unless the caller chose a
-        ``near_nullspace`` or ``hierarchy="rs"``. On a scalar space in 3D: smoothed
-        aggregation unless a hierarchy is given (Q1 on 48³ hexes: 12 CG iterations and
-        operator complexity 1.04, against Ruge-Stueben's 18 and 1.72, half the time;
-        benchmarks/bench_3d.py). Scalar 2D spaces keep Ruge-Stueben."""
         if method != "amg":
             return solver_options
-        if self._scalar:
-            if self.space.dim == 3 and "hierarchy" not in solver_options:
-                return {**solver_options, "hierarchy": "sa"}
-            return solver_options
-        if "near_nullspace" in solver_options or solver_options.get("hierarchy") == "rs":
-            return solver_options
-        return {**solver_options, "near_nullspace": space_near_nullspace(self.space, free)}
+        return space_amg_options(self.space, solver_options, free)
 
     def _attach(self, u_fixed, free, x, residual, factor):
         """u with the free values ``x``, differentiable by the implicit function theorem."""
@@ -435,7 +401,7 @@ class EnergyProblem:
 
     def _solve_newton(self, method, u0, load_steps, rtol, atol, max_iter, min_load_step,
                       solver_options):
-        from dfem.solvers.newton import load_stepping
+        from dfem.solvers.newton_method import load_stepping
 
         t0 = time.perf_counter()
         fixed, _ = self.dirichlet_data()
@@ -460,15 +426,6 @@ class EnergyProblem:
                                load_factors=reached, dofs=self.space.n_dofs,
                                free_dofs=restricted.n)
         return out
-
-
-def _snapshot(factor):
-    from dfem.solvers.linear import SolveInfo
-
-    if factor is None:
-        return SolveInfo("none")
-    # a snapshot: the adjoint solve in backward() adds to the live info object
-    return dataclasses.replace(factor.info)
 
 
 __all__ = ["BoundaryTerm", "EnergyProblem", "boundary_terms", "register_kernel"]

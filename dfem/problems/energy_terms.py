@@ -5,6 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import torch
+
+from dfem.assembly.sparsity import add_at
+from dfem.basis.vector import interleave
 from dfem.exceptions import DfemError
 
 _KERNELS: dict = {}
@@ -19,6 +23,11 @@ def register_kernel(density, kernel) -> None:
     term the kernel does not know).
     """
     _KERNELS[density] = kernel
+
+
+def registered_kernel(density):
+    """The kernel :func:`register_kernel` attached to ``density``, or None."""
+    return _KERNELS.get(density)
 
 
 @dataclass
@@ -49,3 +58,28 @@ def boundary_terms(boundary) -> list[BoundaryTerm]:
                     f"pair (density, params) or a BoundaryTerm, got {item!r}."
                 )
     return terms
+
+
+def point_load_vector(space, point_loads: dict) -> torch.Tensor | None:
+    """The concentrated loads ``{tag: load}`` as a dof vector (n_dofs,), or None for none.
+
+    ``load`` is a number (scalar space) or ``d`` numbers (a vector space of d components),
+    applied at every node of the point or boundary tag ``tag``; a DfemError names a load
+    of the wrong shape or a non-finite one.
+    """
+    if not point_loads:
+        return None
+    d = space.n_components
+    scalar = getattr(space, "scalar", space)
+    P = torch.zeros(space.n_dofs, dtype=space.dtype, device=space.device)
+    for tag, value in point_loads.items():
+        nodes = scalar.boundary_dofs(tag)
+        load = torch.as_tensor(value, dtype=space.dtype, device=space.device)
+        if load.shape not in ((), (d,)) or (d > 1 and load.shape != (d,)):
+            raise DfemError(f"the point load on {tag!r} must be "
+                            + ("a number" if d == 1 else f"{d} numbers (one per component)")
+                            + f", got {value!r}.")
+        if not bool(torch.isfinite(load).all()):
+            raise DfemError(f"the point load on {tag!r} is not finite: {value!r}.")
+        P = add_at(P, interleave(nodes[:, None], d), load.expand(len(nodes), d))
+    return P

@@ -24,7 +24,6 @@ from __future__ import annotations
 import torch
 
 from dfem.assembly.forms import (
-    _add_at,
     assemble,
     assemble_matrix,
     assemble_vector,
@@ -197,8 +196,7 @@ class Poisson(EnergyProblem):
         fixed, u_fixed = self.dirichlet_data()
         self._check_unique(fixed)
         restricted = self.restricted_pattern(fixed)
-        coupling = values[..., restricted.fd] * u_fixed[restricted.fd_cols]
-        lifted = _add_at(F.new_zeros(restricted.n), restricted.fd_rows, coupling)
+        lifted = restricted.lift(values, u_fixed)
         return restricted, u_fixed, F[..., restricted.free_dofs] - lifted
 
     def _check_unique(self, fixed: torch.Tensor) -> None:

@@ -121,7 +121,7 @@ def reaction(problem, u, tag) -> torch.Tensor:
 
 def compliance(problem, u) -> torch.Tensor:
     """``F . u``: the work of the body force and the tractions on ``u``."""
-    from dfem.problems.elasticity import _boundary_traction, boundary_stress_work, traction_work
+    from dfem.problems.elasticity import boundary_stress_work, boundary_traction, traction_work
 
     space = problem.space
     cells = PointSet.of_cells(space)
@@ -133,7 +133,7 @@ def compliance(problem, u) -> torch.Tensor:
     for term in problem.boundary:
         if term.density in (traction_work, boundary_stress_work):
             pts = PointSet.of_facets(space, term.tag)
-            t = _boundary_traction(term, problem, pts)
+            t = boundary_traction(term, problem, pts)
             uq, _ = pts.fields(u, space.n_components)
             total = total + ((t * uq).sum(-1) * pts.weights).sum()
     return total

@@ -50,8 +50,8 @@ import torch
 
 from dfem.exceptions import DfemError
 from dfem.problems.case_schema import poisson_conditions
-from dfem.problems.expressions import TimeExpression, time_coefficient
 from dfem.problems.heat import Heat, HeatResult
+from dfem.problems.time_data import TimeExpression, time_coefficient
 
 __all__ = ["TransientRun", "energies", "exact_at", "exact_solution", "heat_problem",
            "initial_condition", "report", "run", "solve", "strip_steps", "summary",
@@ -77,15 +77,19 @@ class TransientRun:
 
 
 # ----------------------------------------------------------------------------- build
-def heat_problem(data: dict, space) -> Heat:
-    """The :class:`~dfem.Heat` of a checked transient case table on ``space``."""
+def heat_problem(data: dict, space, cell_tags=None) -> Heat:
+    """The :class:`~dfem.Heat` of a checked transient case table on ``space``.
+
+    ``cell_tags`` (``{tag: cell numbers}`` of ``space``'s mesh, or a function returning
+    it) serves coefficients given per cell tag (``nu``, ``rho_c``, ``c`` and ``f``)."""
     spec = data.get("problem", {})
-    kwargs = {key: time_coefficient(spec[key], f"problem.{key}", time=False)
+    kwargs = {key: time_coefficient(spec[key], f"problem.{key}", time=False,
+                                    cell_tags=cell_tags)
               for key in ("nu", "rho_c", "c") if key in spec}
     if "nu" in kwargs:
         kwargs["k"] = kwargs.pop("nu")
     if "f" in spec:
-        kwargs["f"] = time_coefficient(spec["f"], "problem.f")
+        kwargs["f"] = time_coefficient(spec["f"], "problem.f", cell_tags=cell_tags)
     dirichlet, neumann, robin = poisson_conditions(
         data.get("boundary", {}), time_coefficient,
         alpha=lambda v, label: time_coefficient(v, f"{label} alpha", time=False),
@@ -177,14 +181,17 @@ def energies(heat: Heat, result: HeatResult) -> list[float]:
 
 def report(case, done: TransientRun, method: str) -> dict:
     """The report of a solved transient case (see :func:`solve`)."""
-    from dfem.validation.errors import errors
+    from dfem.validation.error_norms import errors
 
     heat, result = done.heat, done.result
     space = heat.space
     t_end = result.times[-1]
     exact = exact_at(case.data, t_end)
+    t0 = time.perf_counter()
     err = errors(space, result.u.detach(), exact) if exact is not None else {}
+    t1 = time.perf_counter()
     energy = energies(heat, result)
+    t2 = time.perf_counter()
     scale = max(abs(e) for e in energy) if energy else 0.0
     from dfem.solvers.schemes import resolve_scheme
 
@@ -209,6 +216,8 @@ def report(case, done: TransientRun, method: str) -> dict:
         "factorizations": info.factorizations,
         "setup_s": done.setup_s,
         "solve_s": info.forward_s,
+        "error_s": t1 - t0 if exact is not None else None,
+        "energy_s": t2 - t1,
         "l2_error": err.get("l2"),
         "h1_error": err.get("h1"),
         "energy_non_increasing": all(b <= a + 1e-12 * scale
@@ -217,9 +226,9 @@ def report(case, done: TransientRun, method: str) -> dict:
         "energy": energy,
     }
     if done.probes is not None:
-        from dfem.problems.case import _probe_values
+        from dfem.problems.case_run import probe_values
 
-        rep["probes"] = _probe_values(done.probes, case.data["output"]["probes"], result.u)
+        rep["probes"] = probe_values(done.probes, case.data["output"]["probes"], result.u)
     return rep
 
 
@@ -228,24 +237,37 @@ def solve(case, out=None, method: str | None = None, show_progress: bool = False
 
     Returns the report: case, problem ("heat"), element, degree, cells, dofs, solver,
     scheme, theta (None for BDF2), dt, steps, t_end, saved (states kept), factorizations,
-    setup_s, solve_s (the time stepping), l2_error and h1_error at ``t_end`` (None without
-    an exact solution), energy_non_increasing, saved_times and energy (the Dirichlet
-    energy :meth:`dfem.Heat.energy` of each saved state at its time) and, with
-    ``[output] probes``, the final state at the probes.
+    the seconds of each phase (setup_s; solve_s, the time stepping; error_s, the error
+    integration at ``t_end``, None without an exact solution; energy_s, the energies;
+    output_s, writing the files, only with ``out``; total_s, all of it), l2_error and
+    h1_error at ``t_end`` (None without an exact solution), energy_non_increasing,
+    saved_times and energy (the Dirichlet energy :meth:`dfem.Heat.energy` of each saved
+    state at its time) and, with ``[output] probes``, the final state at the probes.
     """
+    started = time.perf_counter()
     done = run(case, method, show_progress=show_progress)
     rep = report(case, done, case.solver_options(method)["method"])
     if out is not None:
-        write_outputs(case, done, rep, out)
-    return rep
+        write_outputs(case, done, rep, out, started=started)
+    else:
+        rep["total_s"] = time.perf_counter() - started
+    from dfem.problems.case_run import ordered_timing
+
+    return ordered_timing(rep)
 
 
 # ----------------------------------------------------------------------------- outputs
-def write_outputs(case, done: TransientRun, rep: dict, out) -> None:
+def write_outputs(case, done: TransientRun, rep: dict, out, started=None) -> None:
     """``solution_NNNN.vtu`` (one per saved state), ``solution.pvd``, ``solution.png`` and
     ``report.json`` under ``out``, staged and renamed into place together; VTU files of an
-    earlier, longer series are removed afterwards."""
+    earlier, longer series are removed afterwards.
+
+    Adds ``output_s`` (and, given the ``time.perf_counter()`` the run ``started`` at,
+    ``total_s``) to ``rep`` before writing it."""
     from dfem.fileio import staged_folder, write_json_atomic
+    from dfem.problems.case_run import ordered_timing
+
+    t0 = time.perf_counter()
     from dfem.mesh.write import write_mesh, write_pvd
     from dfem.plots import plot_snapshots
 
@@ -263,7 +285,10 @@ def write_outputs(case, done: TransientRun, rep: dict, out) -> None:
         times, shown = zip(*done.strip, strict=True)
         plot_snapshots(space, torch.stack(shown), times, stage / "solution.png",
                        title=f"{case.name}: u ({space.element.name}, {result.scheme})")
-        write_json_atomic(stage / "report.json", rep)
+        rep["output_s"] = time.perf_counter() - t0
+        if started is not None:
+            rep["total_s"] = time.perf_counter() - started
+        write_json_atomic(stage / "report.json", ordered_timing(rep))
     keep = set(names)
     for path in out.iterdir():
         if _SERIES.fullmatch(path.name) and path.name not in keep:

@@ -3,10 +3,10 @@
 - :mod:`~dfem.segmentation.data`: synthetic cell images, PNG folders, noisy labels;
 - :mod:`~dfem.segmentation.models`: :class:`Segmenter` (baseline, +IEL, +DSA) and metrics;
 - :mod:`~dfem.segmentation.training`: one run, with validation, checkpoints and resume;
-- :mod:`~dfem.segmentation.compare`: the comparison over models, labels and seeds.
+- :mod:`~dfem.segmentation.comparison`: the comparison over models, labels and seeds.
 """
 
-from dfem.segmentation.compare import compare
+from dfem.segmentation.comparison import compare
 from dfem.segmentation.config import SegmentationConfig, load_segmentation_config
 from dfem.segmentation.data import corrupt_labels, load_png_folder, split, synthetic_cells
 from dfem.segmentation.models import Segmenter, confusion, scores

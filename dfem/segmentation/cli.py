@@ -15,18 +15,28 @@ def _print_epoch(row: dict) -> None:
 
 
 def _train(args) -> int:
+    from dfem.cli_tools import Interrupted
     from dfem.exceptions import DfemError
     from dfem.segmentation.config import load_segmentation_config
     from dfem.segmentation.training import SegmentationRun
 
     config = load_segmentation_config(args.config, overrides=args.set)
+    checkpoint = Path(args.out) / "checkpoint.pt"
+    # the refusals come before the data are made and before anything is written
+    if args.resume and not checkpoint.is_file():
+        raise DfemError(f"cannot resume: {checkpoint} does not exist; start without --resume.")
+    if not args.resume and checkpoint.exists():
+        raise DfemError(f"{checkpoint} exists: pass --resume to continue that run, "
+                        f"or choose another --out.")
     run = SegmentationRun(config, args.model, args.labels, args.seed, args.out)
     if args.resume:
         run.resume()
-    elif run.checkpoint_path.exists():
-        raise DfemError(f"{run.checkpoint_path} exists: pass --resume to continue that run, "
-                        f"or choose another --out.")
-    history = run.train(progress=_print_epoch)
+    try:
+        history = run.train(progress=_print_epoch)
+    except KeyboardInterrupt:
+        kept = (f"{checkpoint} holds the last finished epoch; continue with --resume"
+                if checkpoint.is_file() else "no checkpoint was written yet")
+        raise Interrupted(kept) from None
     final = history[-1] if history else {}
     print(f"{args.model} on {args.labels} labels, seed {args.seed}: validation Dice "
           f"{100 * final.get('val_dice_mean', float('nan')):.1f} %; wrote {args.out}/"
@@ -36,11 +46,11 @@ def _train(args) -> int:
 
 def _eval(args) -> int:
     from dfem.exceptions import DfemError
-    from dfem.fileio import write_json_atomic
+    from dfem.fileio import check_output_folder, write_json_atomic
     from dfem.plots import plot_segmentation_grid
     from dfem.segmentation.training import SegmentationRun, evaluate
 
-    folder = Path(args.dir)
+    folder = check_output_folder(args.dir, "the run folder", exists=True)  # gets metrics.json
     runs = sorted(p.parent for p in folder.glob("**/checkpoint.pt"))
     if not runs:
         raise DfemError(f"{folder} holds no checkpoint.pt; train first (dfem segment train "
@@ -68,7 +78,8 @@ def _eval(args) -> int:
 
 
 def _compare(args) -> int:
-    from dfem.segmentation.compare import compare
+    from dfem.cli_tools import Interrupted
+    from dfem.segmentation.comparison import compare
     from dfem.segmentation.config import load_segmentation_config
 
     config = load_segmentation_config(args.config, overrides=args.set)
@@ -79,7 +90,14 @@ def _compare(args) -> int:
               f"{result['seed']}: Dice {100 * final['val_dice_mean']:.1f} % "
               f"({result['train_s']:.0f} s)", file=sys.stderr, flush=True)
 
-    summary = compare(config, args.out, seeds=args.seeds, workers=args.workers, progress=report)
+    try:
+        summary = compare(config, args.out, seeds=args.seeds, workers=args.workers,
+                          progress=report)
+    except KeyboardInterrupt:
+        if not (Path(args.out) / "runs").is_dir():
+            raise
+        raise Interrupted(f"the runs under {args.out}/runs keep their checkpoints; the same "
+                          f"command continues the comparison") from None
     print(f"{len(summary['runs'])} runs in {summary['seconds']:.0f} s; wrote {args.out}/"
           f"compare.json, table.md, curves.png and grid.png")
     return 0
@@ -87,6 +105,7 @@ def _compare(args) -> int:
 
 def add_cli(sub) -> None:
     """Register ``dfem segment`` on the top-level subparsers."""
+    from dfem.cli_tools import add_set_option, non_negative_int, positive_int
     from dfem.segmentation.models import MODELS
 
     parser = sub.add_parser("segment", help="segmentation U-Nets with IEL and DSA heads")
@@ -97,7 +116,7 @@ def add_cli(sub) -> None:
     train.add_argument("--model", choices=MODELS, default="baseline")
     train.add_argument("--labels", choices=["clean", "noisy"], default="noisy",
                        help="train on clean or noisy labels (validation is always clean)")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=non_negative_int, default=0)
     train.add_argument("--resume", action="store_true", help="continue from checkpoint.pt")
     train.set_defaults(run=_train)
     evaluate = commands.add_parser("eval", help="metrics.json and predictions.png of a run "
@@ -108,10 +127,10 @@ def add_cli(sub) -> None:
                                "labels over several seeds")
     comp.add_argument("config")
     comp.add_argument("--out", required=True, help="folder for the runs and the results")
-    comp.add_argument("--seeds", type=int, help="seeds per model (default: compare.seeds)")
-    comp.add_argument("--workers", type=int, help="parallel processes (default: "
+    comp.add_argument("--seeds", type=positive_int,
+                      help="seeds per model (default: compare.seeds)")
+    comp.add_argument("--workers", type=positive_int, help="parallel processes (default: "
                       "compare.workers)")
     for command in (train, comp):
-        command.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                             help="override a config value, e.g. --set training.epochs=4")
+        add_set_option(command, "training.epochs=4")
     comp.set_defaults(run=_compare)

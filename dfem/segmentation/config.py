@@ -56,6 +56,7 @@ from pathlib import Path
 from dfem.exceptions import DfemError
 from dfem.fileio import apply_overrides, read_toml
 from dfem.segmentation.models import MODELS
+from dfem.shipped import SEGMENTATION, resolve_config
 
 DEFAULTS = {
     "data": dict(source="synthetic", folder=None, train=160, val=48, size=48, num_classes=3,
@@ -90,6 +91,7 @@ class SegmentationConfig:
 
 def load_segmentation_config(path, overrides=()) -> SegmentationConfig:
     """Read and check a segmentation config (see the module docstring)."""
+    path = resolve_config(path, SEGMENTATION)
     return config_from_dict(read_toml(path, "segmentation config"), Path(path), overrides)
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from dfem.exceptions import DfemError
-from dfem.fileio import torch_save_atomic, write_json_atomic
+from dfem.fileio import interrupts_deferred, torch_save_atomic, write_json_atomic
 from dfem.segmentation.config import LABELS, SegmentationConfig
 from dfem.segmentation.models import Segmenter, confusion, scores
 
@@ -192,5 +192,6 @@ class SegmentationRun:
         state = dict(model=self.model.state_dict(), optimizer=self.optimizer.state_dict(),
                      epoch=self.epoch, history=self.history, run=self.describe(),
                      config=self.config.to_dict())
-        torch_save_atomic(state, self.checkpoint_path)
+        with interrupts_deferred():  # never half of a checkpoint and its history
+            torch_save_atomic(state, self.checkpoint_path)
         write_json_atomic(self.out / "history.json", self.history)

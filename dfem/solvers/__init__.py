@@ -5,7 +5,7 @@ from dfem.solvers.amg import NearNullspace, rigid_body_modes, translation_modes
 from dfem.solvers.implicit import implicit_solution
 from dfem.solvers.linear import METHODS, SolveInfo, dense_solve, factorize, sparse_solve
 from dfem.solvers.minimize import MinimizeInfo, minimize_energy
-from dfem.solvers.newton import NewtonInfo, newton
+from dfem.solvers.newton_method import NewtonInfo, newton
 from dfem.solvers.schemes import SCHEMES, Step, scheme_steps, step_times
 from dfem.solvers.trajectory import LinearDynamics, TrajectoryInfo, integrate
 

@@ -25,7 +25,7 @@ import scipy.sparse.linalg as spla
 import torch
 
 from dfem.exceptions import ConvergenceError, DfemError
-from dfem.solvers.linear import SolveInfo, _Factor
+from dfem.solvers.linear import Factor, SolveInfo
 
 
 @dataclass(frozen=True)
@@ -170,10 +170,7 @@ def space_near_nullspace(space, dofs: torch.Tensor) -> NearNullspace | None:
         return None
     d = space.n_components
     s = dofs // d
-    try:
-        coords = scalar.dof_coordinates
-    except (AttributeError, NotImplementedError):
-        coords = None
+    coords = getattr(scalar, "dof_coordinates", None)  # a NURBS space has control points
     if coords is None and hasattr(scalar, "patch"):
         coords = scalar.patch.control_points.reshape(-1, scalar.patch.control_points.shape[-1])
     if coords is None or coords.shape[1] != d:
@@ -181,7 +178,28 @@ def space_near_nullspace(space, dofs: torch.Tensor) -> NearNullspace | None:
     return rigid_body_modes(coords.detach()[s.to(coords.device)], dofs, d)
 
 
-class AMGFactor(_Factor):
+def space_amg_options(space, options: dict, free: torch.Tensor) -> dict:
+    """The options of an AMG solve of a matrix on the dofs ``free`` of ``space``:
+    ``options`` with the defaults that suit the space.
+
+    On a vector space: smoothed aggregation on node blocks with the rigid-body modes of
+    the free dofs as near-nullspace (:func:`space_near_nullspace`; the default constant
+    candidate lets the iteration count double with each refinement), unless ``options``
+    choose a ``near_nullspace`` or ``hierarchy="rs"``. On a scalar space in 3D: smoothed
+    aggregation unless a hierarchy is given (Q1 on 48³ hexes: 12 CG iterations and
+    operator complexity 1.04, against Ruge-Stueben's 18 and 1.72, half the time;
+    benchmarks/bench_3d.py). Scalar 2D spaces keep Ruge-Stueben.
+    """
+    if not hasattr(space, "scalar"):
+        if space.dim == 3 and "hierarchy" not in options:
+            return {**options, "hierarchy": "sa"}
+        return options
+    if "near_nullspace" in options or options.get("hierarchy") == "rs":
+        return options
+    return {**options, "near_nullspace": space_near_nullspace(space, free)}
+
+
+class AMGFactor(Factor):
     """CG preconditioned by a pyamg V-cycle (CPU): classical Ruge-Stueben ("rs", the
     fastest on the Poisson matrices measured) or smoothed aggregation ("sa"), the latter
     optionally on node blocks with given near-nullspace modes."""

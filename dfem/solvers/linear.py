@@ -29,7 +29,7 @@ from __future__ import annotations
 import abc
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.sparse.linalg as spla
@@ -52,7 +52,15 @@ class SolveInfo:
     residual: float = float("nan")
 
 
-class _Factor(abc.ABC):
+def info_snapshot(factor) -> SolveInfo:
+    """A copy of ``factor.info`` (a ``SolveInfo("none")`` for no factor): the adjoint solve
+    of a backward pass adds to the live info object, the snapshot keeps the forward's."""
+    if factor is None:
+        return SolveInfo("none")
+    return replace(factor.info)
+
+
+class Factor(abc.ABC):
     """A prepared solver for one matrix: ``solve(b, transpose=False)``.
 
     ``adjoint_solve`` is the solve of a backward pass: for a symmetric matrix and the
@@ -89,7 +97,7 @@ class _Factor(abc.ABC):
         return self.solve(g, transpose=True)
 
 
-class _DirectFactor(_Factor):
+class _DirectFactor(Factor):
     def __init__(self, pattern: SparsityPattern, values: torch.Tensor, symmetric: bool):
         t0 = time.perf_counter()
         A = pattern.to_scipy(values).tocsc()
@@ -136,7 +144,7 @@ class _DirectFactor(_Factor):
         )
 
 
-class _CGFactor(_Factor):
+class _CGFactor(Factor):
     """Jacobi-preconditioned CG in torch (any device)."""
 
     def __init__(self, pattern, values, rtol, atol, maxiter):
@@ -210,7 +218,7 @@ def factorize(
     atol: float = 0.0,
     maxiter: int | None = None,
     **amg_options,
-) -> _Factor:
+) -> Factor:
     """Prepare ``method`` for the matrix with CSR ``values`` in ``pattern``.
 
     ``rtol``/``atol``/``maxiter`` apply to "cg" and "amg". Options of "amg":
@@ -230,7 +238,7 @@ def factorize(
     return factor
 
 
-def _prepare(pattern, values, method, symmetric, rtol, atol, maxiter, **amg_options) -> _Factor:
+def _prepare(pattern, values, method, symmetric, rtol, atol, maxiter, **amg_options) -> Factor:
     if method == "direct":
         return _DirectFactor(pattern, values, symmetric)
     if isinstance(rtol, bool) or not isinstance(rtol, (int, float)) or not 0 <= rtol < 1:

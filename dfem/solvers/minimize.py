@@ -200,10 +200,11 @@ def _torch_lbfgs(energy, gradient, x, g, reference, info, rtol, max_iter, lr, hi
 def _adam(energy, gradient, x, g, reference, info, rtol, max_iter, lr, history_size):
     x = x.clone().requires_grad_(True)
     opt = torch.optim.Adam([x], lr=1e-2 if lr is None else lr)
-    while info.iterations < max_iter:
+    while True:
         opt.zero_grad()
         energy(x).backward()
-        if _record(info, x.grad, reference, rtol):
+        # recorded at every iterate, the returned one included
+        if _record(info, x.grad, reference, rtol) or info.iterations >= max_iter:
             break
         opt.step()
         info.iterations += 1

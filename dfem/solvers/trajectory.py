@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from dfem.assembly.forms import _add_at, matvec
+from dfem.assembly.forms import matvec
 from dfem.exceptions import DfemError
 from dfem.solvers.implicit import graph_leaves
 from dfem.solvers.linear import factorize
@@ -162,8 +162,7 @@ class _Run:
         G = self.dirichlet_at(n + 1)
         r = self.dyn.restricted
         A = self.combined(*s.new)
-        lifted = _add_at(b.new_zeros(r.n), r.fd_rows, A[r.fd] * G[r.fd_cols])
-        x = self.factor(s.new).solve(b[self.free] - lifted)
+        x = self.factor(s.new).solve(b[self.free] - r.lift(A, G))
         self.info.solves += 1
         return G.index_put((self.free,), x)
 

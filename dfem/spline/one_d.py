@@ -19,7 +19,7 @@ from torch import nn
 from dfem.exceptions import DfemError
 from dfem.spline.exact import best_partition
 from dfem.spline.merging import approximate_partition
-from dfem.spline.projection import _PiecewiseFit, piece_geometry
+from dfem.spline.projection import PiecewiseFit, piece_geometry
 
 __all__ = ["MODES", "SplineFit", "SplineProjection1d", "project_1d", "spline_fit_1d"]
 
@@ -124,7 +124,7 @@ def spline_fit_1d(
         else:
             breaks, pieces = approximate_partition(signal, k, degree, candidates)
     geometry = piece_geometry(breaks, n, degree, flat.dtype)
-    values = _PiecewiseFit.apply(flat, geometry)
+    values = PiecewiseFit.apply(flat, geometry)
     error = (flat - values).square().sum(-1)
     return SplineFit(
         values=values.reshape(shape),

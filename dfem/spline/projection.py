@@ -86,7 +86,7 @@ def piece_geometry(breaks: torch.Tensor, n: int, degree: int, dtype) -> PieceGeo
     return PieceGeometry(basis=basis, piece=piece, factor=torch.linalg.cholesky(gram))
 
 
-class _PiecewiseFit(torch.autograd.Function):
+class PiecewiseFit(torch.autograd.Function):
     """``h = P x`` with the block-diagonal backward ``grad_x = P grad_h``."""
 
     @staticmethod
@@ -116,4 +116,4 @@ def fit_pieces(x: torch.Tensor, breaks: torch.Tensor, degree: int = 0) -> torch.
             "give one row of breaks per signal"
         )
     geometry = piece_geometry(flat_breaks.long(), n, degree, x.dtype)
-    return _PiecewiseFit.apply(flat_x, geometry).reshape(x.shape)
+    return PiecewiseFit.apply(flat_x, geometry).reshape(x.shape)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import sys
 from pathlib import Path
 
@@ -10,63 +9,58 @@ __all__ = ["add_cli"]
 
 
 class _Report:
-    """Training progress: a tqdm bar with the loss on a terminal, a line per validation
-    otherwise (logs stay short). The bar starts at the first step reported, so a resumed
-    run shows where it picked up."""
+    """Training progress: a progress bar with the loss on a terminal, a line per
+    validation otherwise (logs stay short). The bar starts at the first step reported, so
+    a resumed run shows where it picked up."""
 
     def __init__(self, total: int):
-        self.bar, self.total = None, total
-        self.interactive = sys.stderr.isatty()
+        from dfem.progress import ProgressBar
 
-    def _open_bar(self, step: int) -> None:
-        try:
-            from tqdm import tqdm
-        except ImportError:
-            self.interactive = False
-            return
-        self.bar = tqdm(total=self.total, initial=step - 1, unit="step", file=sys.stderr)
+        self.total = total
+        self.bar = ProgressBar(total, unit="step")
 
     def __call__(self, step, loss, validation):
-        if self.interactive and self.bar is None:
-            self._open_bar(step)
-        if self.bar is not None:
-            self.bar.update(1)
-            shown = {"loss": f"{loss:.4g}"}
-            if validation is not None:
-                shown["val_rel_l2"] = f"{validation['val_rel_l2_mean']:.3g}"
-            self.bar.set_postfix(shown, refresh=False)
-        elif validation is not None:
-            print(
+        shown = {"loss": f"{loss:.4g}"}
+        if validation is not None:
+            shown["val_rel_l2"] = f"{validation['val_rel_l2_mean']:.3g}"
+            self.bar.log(
                 f"step {step}/{self.total}: loss {loss:.5g}, validation relative L2 "
-                f"{validation['val_rel_l2_mean']:.4g} (max {validation['val_rel_l2_max']:.3g})",
-                file=sys.stderr,
-                flush=True,
-            )
+                f"{validation['val_rel_l2_mean']:.4g} (max {validation['val_rel_l2_max']:.3g})")
+        self.bar.update(1, shown, at=step)
 
     def close(self):
-        if self.bar is not None:
-            self.bar.close()
+        self.bar.close()
 
 
 def _train(args) -> int:
+    from dfem.cli_tools import Interrupted
+    from dfem.exceptions import DfemError
+    from dfem.fileio import toml_text, write_atomically
     from dfem.surrogates.config import load_config
     from dfem.surrogates.training import Trainer, TrainingStopped
 
-    config = load_config(args.config)
+    config = load_config(args.config, overrides=args.set)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    trainer = Trainer(config, out, device=args.device)
-    if not args.resume and trainer.checkpoint_path.exists():
-        from dfem.exceptions import DfemError
-
+    checkpoint = out / "checkpoint.pt"
+    # every refusal comes before the (slow) set-up and before anything is written
+    if args.resume and not checkpoint.is_file():
+        raise DfemError(f"--resume: no checkpoint at {checkpoint}; train without --resume "
+                        f"first")
+    if not args.resume and checkpoint.exists():
         raise DfemError(
             f"{out} already holds a training run; continue it with --resume or choose another --out"
         )
+    trainer = Trainer(config, out, device=args.device)
     main_rank = trainer.rank == 0  # under torchrun, rank 0 writes and reports for all
-    # a resumed run keeps the copy it started with (run() refuses a different config)
-    copy = out / "config.toml"
-    if main_rank and not args.resume and Path(args.config).resolve() != copy.resolve():
-        shutil.copyfile(args.config, copy)
+    out.mkdir(parents=True, exist_ok=True)
+    # the config this run trains with (after --set, defaults filled in); a resumed run keeps
+    # the copy it started with (run() refuses a different config)
+    if main_rank and not args.resume:
+        given = " ".join(["dfem surrogate train", str(args.config),
+                          *(f"--set {item}" for item in args.set)])
+        text = toml_text({"description": config.description, **config.to_dict()},
+                         header=f"The config of this run: {given}, defaults filled in.")
+        write_atomically(out / "config.toml", lambda tmp: Path(tmp).write_text(text))
     report = _Report(config.training["steps"]) if main_rank else None
     try:
         last = trainer.run(resume=args.resume, report=report)
@@ -74,6 +68,10 @@ def _train(args) -> int:
         if main_rank:
             print(f"dfem: training stopped: {err}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        kept = (f"{checkpoint} holds the last checkpoint; continue with --resume"
+                if checkpoint.is_file() else "no checkpoint was written yet")
+        raise Interrupted(kept) from None
     finally:
         if report is not None:
             report.close()
@@ -94,8 +92,10 @@ def _train(args) -> int:
 
 
 def _eval(args) -> int:
+    from dfem.fileio import check_output_folder
     from dfem.surrogates.evaluate import evaluate
 
+    check_output_folder(args.folder, "the run folder", exists=True)  # it gets metrics.json
     m = evaluate(args.folder, args.samples, device=args.device, batch=args.batch)
     print(
         f"{m['samples']} held-out samples: relative L2 mean {m['val_rel_l2_mean']:.4g}, max "
@@ -115,6 +115,8 @@ def _eval(args) -> int:
 
 def add_cli(subparsers) -> None:
     """Register ``dfem surrogate {train, eval}``."""
+    from dfem.cli_tools import add_set_option, positive_int, torch_device
+
     cmd = subparsers.add_parser("surrogate", help="train and evaluate FEM-energy surrogates")
     sub = cmd.add_subparsers(dest="surrogate_command", required=True)
     train = sub.add_parser("train", help="train a surrogate from a TOML config")
@@ -123,11 +125,15 @@ def add_cli(subparsers) -> None:
     train.add_argument(
         "--resume", action="store_true", help="continue the run in --out from its checkpoint"
     )
+    add_set_option(train, "training.steps=200")
     train.set_defaults(run=_train)
     ev = sub.add_parser("eval", help="metrics.json and compare.png for a trained surrogate")
     ev.add_argument("folder", help="the --out folder of a training run")
-    ev.add_argument("--samples", type=int, help="held-out samples (default: the config's)")
-    ev.add_argument("--batch", type=int, default=64, help="samples per inference batch")
+    ev.add_argument("--samples", type=positive_int,
+                    help="held-out samples (default: the config's)")
+    ev.add_argument("--batch", type=positive_int, default=64,
+                    help="samples per inference batch")
     ev.set_defaults(run=_eval)
     for command in (train, ev):
-        command.add_argument("--device", default=None, help="torch device (default cpu)")
+        command.add_argument("--device", type=torch_device, default=None,
+                             help="torch device (default cpu)")

@@ -210,8 +210,11 @@ def from_dict(data: dict) -> TrainingConfig:
     return TrainingConfig(problem, sampler, network, training, description)
 
 
-def load_config(path) -> TrainingConfig:
-    """Read and check a surrogate TOML config."""
-    from dfem.fileio import read_toml
+def load_config(path, overrides=()) -> TrainingConfig:
+    """Read and check a surrogate TOML config, after the ``key.path=value`` ``overrides``
+    (``--set``) are applied."""
+    from dfem.fileio import apply_overrides, read_toml
+    from dfem.shipped import SURROGATE, resolve_config
 
-    return from_dict(read_toml(path, "surrogate config"))
+    data = read_toml(resolve_config(path, SURROGATE), "surrogate config")
+    return from_dict(apply_overrides(data, overrides))

@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 
 from dfem.exceptions import DfemError
-from dfem.fileio import torch_save_atomic, write_json_atomic
+from dfem.fileio import interrupts_deferred, torch_save_atomic, write_json_atomic
 from dfem.problems.random_fields import FIELDS, sample_parameters
 from dfem.surrogates import distributed
 from dfem.surrogates.config import TrainingConfig
@@ -205,9 +205,14 @@ class Trainer:
         return self.out / "checkpoint.pt"
 
     def save(self) -> None:
-        self._saved_step = self.step
         if self.rank != 0:
+            self._saved_step = self.step
             return
+        with interrupts_deferred():  # the file and _saved_step change together
+            self._save_checkpoint()
+        write_json_atomic(self.out / "history.json", self.history)
+
+    def _save_checkpoint(self) -> None:
         torch_save_atomic(
             {
                 "model": self.network.state_dict(),
@@ -220,7 +225,7 @@ class Trainer:
             },
             self.checkpoint_path,
         )
-        write_json_atomic(self.out / "history.json", self.history)
+        self._saved_step = self.step
 
     def load(self) -> None:
         path = self.checkpoint_path

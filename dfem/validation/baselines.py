@@ -29,14 +29,11 @@ from torch import nn
 from dfem.basis.space import FunctionSpace
 from dfem.exceptions import DfemError
 from dfem.mesh import rectangle
+from dfem.validation.table5_problem import exact as exact_solution
+from dfem.validation.table5_problem import source
 
 ACTIVATIONS = {"tanh": torch.tanh, "sin": torch.sin, "gelu": nn.functional.gelu,
                "softplus": nn.functional.softplus}
-
-
-# the Table 5 problem: u = sin(pi x) sin(pi y), f = -Δu = 2 pi^2 u
-from dfem.validation.table5 import exact as exact_solution  # noqa: E402
-from dfem.validation.table5 import source  # noqa: E402
 
 
 class MLP(nn.Module):

@@ -59,7 +59,7 @@ from dfem.basis.nurbs.patch import plate_with_hole
 from dfem.basis.nurbs.space import IsogeometricSpace
 from dfem.exceptions import DfemError
 from dfem.problems.elasticity import LinearElasticity, lame
-from dfem.validation.errors import errors, fitted_rate
+from dfem.validation.error_norms import errors, fitted_rate
 
 #: The benchmark's data: hole radius, plate half-width, far-field tension, material.
 DEFAULTS = dict(radius=1.0, length=4.0, tension=10.0, E=1e5, poisson_ratio=0.3, plane="stress")

@@ -9,30 +9,36 @@
 - Table 2, segmentation Jaccard (``dfem segment compare`` writes ``compare.json``);
 - the Fig. 3 deviation of the surrogate (``dfem surrogate eval`` writes ``metrics.json``).
 
-A source that has not been measured yet is listed with the command that measures it.
+Every source has a committed result that ships with the package, in ``dfem/data/results``
+(:data:`SOURCES` says which file and the command that rewrites it); :func:`load_sources`
+reads them all, and a shipped result that is missing or unreadable is an error that names
+the file, never a silent gap. The page lists a source under "Not measured yet" only when
+the data handed to :func:`render` leaves it out (a partial page built from Python).
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from dfem.exceptions import DfemError
+from dfem.fileio import read_json
+from dfem.shipped import results_dir
 from dfem.validation.table5 import PAPER
 
-ROOT = Path(__file__).resolve().parents[2]
-RESULTS = ROOT / "benchmarks" / "results"
-#: Where each experiment's JSON is kept in the repository, and the command that writes it.
+#: Every source of the page: its committed JSON (a file name in :func:`dfem.shipped.
+#: results_dir`, ``dfem/data/results`` in a checkout) and the command that rewrites it,
+#: run from the repository root.
 SOURCES = {
-    "table5": (RESULTS / "paper_table5.json",
-               "python benchmarks/paper_table5.py --json benchmarks/results/paper_table5.json"),
-    "nurbs": (RESULTS / "nurbs_fit.json",
-              "dfem nurbs-fit --out DIR; cp DIR/nurbs_fit.json benchmarks/results/"),
-    "segmentation": (RESULTS / "segmentation_compare.json",
-                     "dfem segment compare cases/segmentation_noisy.toml --out DIR; "
-                     "cp DIR/compare.json benchmarks/results/segmentation_compare.json"),
-    "surrogate": (RESULTS / "surrogate_darcy64_metrics.json",
-                  "dfem surrogate train cases/surrogate_darcy64.toml --out DIR; dfem surrogate "
-                  "eval DIR; cp DIR/metrics.json benchmarks/results/"
+    "table5": ("paper_table5.json",
+               "python benchmarks/paper_table5.py --json dfem/data/results/paper_table5.json"),
+    "nurbs": ("nurbs_fit.json",
+              "dfem nurbs-fit --out DIR; cp DIR/nurbs_fit.json dfem/data/results/"),
+    "segmentation": ("segmentation_compare.json",
+                     "dfem segment compare segmentation_noisy --out DIR; "
+                     "cp DIR/compare.json dfem/data/results/segmentation_compare.json"),
+    "surrogate": ("surrogate_darcy64_metrics.json",
+                  "dfem surrogate train surrogate_darcy64 --out DIR; dfem surrogate "
+                  "eval DIR; cp DIR/metrics.json dfem/data/results/"
                   "surrogate_darcy64_metrics.json"),
 }
 #: The paper's Table 3 (MSE of the Bukin N.6 fit) and Table 2 (Jaccard, cells), as quoted in
@@ -44,13 +50,42 @@ PAPER_TABLE2 = {"cells (BBBC)": ("79.34 ± 0.43", "81.56 ± 0.24"),
                 "horses (Weizmann)": ("72.06 ± 0.60", "73.13 ± 0.31")}
 
 
+def source_path(name: str) -> Path:
+    """The shipped JSON of the source ``name`` (a key of :data:`SOURCES`)."""
+    return results_dir() / SOURCES[name][0]
+
+
+def read_result(path, what: str = "result file") -> dict:
+    """The JSON object in ``path``; a missing, unreadable or invalid file is a
+    :class:`~dfem.exceptions.DfemError` that names it."""
+    data = read_json(path, what)
+    if not isinstance(data, dict):
+        raise DfemError(f"{what} {str(path)!r} holds {type(data).__name__}, not a JSON object.")
+    return data
+
+
 def load_sources(overrides: dict | None = None) -> dict:
-    """The JSON of every source that exists (``overrides`` maps a name to data)."""
+    """The data of every source: the shipped JSON of each (see :data:`SOURCES`), except
+    those ``overrides`` gives (a name to its data).
+
+    Raises
+    ------
+    DfemError
+        When a shipped result that is not overridden is missing or unreadable (the
+        message names the file: reinstall dfem, or rewrite it with the source's command).
+    """
+    overrides = dict(overrides or {})
     data = {}
-    for name, (path, _) in SOURCES.items():
-        if path.is_file():
-            data[name] = json.loads(path.read_text())
-    data.update(overrides or {})
+    for name, (_, command) in SOURCES.items():
+        if name in overrides:
+            continue
+        path = source_path(name)
+        try:
+            data[name] = read_result(path, f"the shipped {name} result")
+        except DfemError as exc:
+            raise DfemError(f"{exc} It ships with dfem: reinstall it, or in a checkout "
+                            f"rewrite it with: {command}") from None
+    data.update(overrides)
     return data
 
 
@@ -141,25 +176,44 @@ def surrogate_markdown(metrics: dict) -> str:
     return "\n".join(rows)
 
 
+def _table5_section(t5: dict) -> list[str]:
+    return ["## Table 5: -Δu = 2π² sin(πx) sin(πy), L2 error of u", "",
+            table5_markdown(t5), "", "Energy minimisation (the paper's route):", "",
+            energy_markdown(t5), "",
+            f"Measured in {t5['seconds']:.0f} s ({'quick' if t5['quick'] else 'full'} "
+            f"run, {t5['seeds']} seed(s) per network) on {t5['machine']['platform']}, "
+            f"{t5['machine']['cores']} cores.", ""]
+
+
+#: Each source's section of the page: its heading and table.
+_SECTIONS = {
+    "table5": _table5_section,
+    "nurbs": lambda d: ["## Table 3: NURBS fit of Bukin N.6", "", nurbs_markdown(d), ""],
+    "segmentation": lambda d: [
+        "## Table 2: segmentation (synthetic cells; the paper used BBBC and horses)", "",
+        segmentation_markdown(d), ""],
+    "surrogate": lambda d: [f"## Fig. 3: surrogate deviation for w = {PAPER_W_TEXT}", "",
+                            surrogate_markdown(d), ""],
+}
+
+
 def render(data: dict) -> str:
-    """The whole page (Markdown) from the loaded sources."""
+    """The whole page (Markdown) from the loaded sources (see :func:`load_sources`).
+
+    Raises
+    ------
+    DfemError
+        When a source's data lacks a field its table needs (it names the source).
+    """
     parts = ["# dfem beside the DSA paper", ""]
-    if "table5" in data:
-        t5 = data["table5"]
-        parts += ["## Table 5: -Δu = 2π² sin(πx) sin(πy), L2 error of u", "",
-                  table5_markdown(t5), "", "Energy minimisation (the paper's route):", "",
-                  energy_markdown(t5), "",
-                  f"Measured in {t5['seconds']:.0f} s ({'quick' if t5['quick'] else 'full'} "
-                  f"run, {t5['seeds']} seed(s) per network) on {t5['machine']['platform']}, "
-                  f"{t5['machine']['cores']} cores.", ""]
-    if "nurbs" in data:
-        parts += ["## Table 3: NURBS fit of Bukin N.6", "", nurbs_markdown(data["nurbs"]), ""]
-    if "segmentation" in data:
-        parts += ["## Table 2: segmentation (synthetic cells; the paper used BBBC and horses)",
-                  "", segmentation_markdown(data["segmentation"]), ""]
-    if "surrogate" in data:
-        parts += [f"## Fig. 3: surrogate deviation for w = {PAPER_W_TEXT}", "",
-                  surrogate_markdown(data["surrogate"]), ""]
+    for name, section in _SECTIONS.items():
+        if name in data:
+            try:
+                parts += section(data[name])
+            except (KeyError, TypeError, ValueError, IndexError) as exc:
+                raise DfemError(f"the {name} result lacks what its table needs "
+                                f"({type(exc).__name__}: {exc}); is it the JSON that "
+                                f"`{SOURCES[name][1]}` writes?") from exc
     missing = [name for name in SOURCES if name not in data]
     if missing:
         parts += ["## Not measured yet", ""] + [
@@ -172,8 +226,8 @@ def write_paper(out, data: dict) -> None:
     from dfem.fileio import write_atomically
 
     out = Path(out)
+    text = render(data)  # first: a source it cannot render leaves no folder behind
     out.mkdir(parents=True, exist_ok=True)
-    text = render(data)
     write_atomically(out / "paper.md", lambda tmp: Path(tmp).write_text(text))
     if "table5" in data:
         from dfem.plots import plot_table5

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from dfem.exceptions import DfemError
 from dfem.problems.case import Case, case_files
 from dfem.progress import progress
 
@@ -74,8 +75,22 @@ def _coarse(case: Case) -> list[str]:
 
 def validate(folder: Path, quick: bool = False) -> list[dict]:
     """:func:`validate_case` for every ``*.toml`` in ``folder`` that has ``[exact] u`` (and,
-    for transient cases, ``l2_error_max``)."""
+    for transient cases, ``l2_error_max``).
+
+    Raises
+    ------
+    DfemError
+        When ``folder`` holds no such case: a check of nothing must not pass.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DfemError(f"the case folder {str(folder)!r} does not exist: dfem validate "
+                        "checks the cases shipped in dfem/data/cases; reinstall dfem.")
     paths = [p for p in case_files(folder) if _checked(Case.load(p))]
+    if not paths:
+        raise DfemError(f"no case with an exact solution ([exact] u) found in {folder}: "
+                        "nothing to validate, so nothing passes; reinstall dfem to restore "
+                        "its shipped cases.")
     return [validate_case(p, quick) for p in progress(paths, "validate", unit="case")]
 
 

@@ -22,7 +22,7 @@ import torch
 from dfem.basis.space import FunctionSpace
 from dfem.mesh.structured import rectangle
 from dfem.problems.heat import Heat
-from dfem.validation.errors import errors
+from dfem.validation.error_norms import errors
 
 
 def _temporal_exact(x, t):

@@ -17,7 +17,7 @@ import torch
 import dfem
 from dfem.basis.lagrange import LagrangeElement, element, geometry_element
 from dfem.mesh.cells import REFERENCE_CELLS
-from dfem.validation.errors import errors as dfem_errors
+from dfem.validation.error_norms import errors as dfem_errors
 
 ELEMENTS = [("tet", p) for p in (1, 2, 3)] + [("hex", p) for p in (1, 2, 3)]
 COUNTS = {("tet", 1): 4, ("tet", 2): 10, ("tet", 3): 20,

@@ -164,7 +164,7 @@ def test_bad_design_input_is_named():
     with pytest.raises(DfemError, match="unknown optimizer"):
         TopologyOptimization(objective, mesh, 0.5, optimizer="sgd")
     with pytest.raises(MeshError, match="'tip' does not exist"):
-        from dfem.design.simp import StructuralCompliance
+        from dfem.design.compliance import StructuralCompliance
 
         StructuralCompliance(objective.space, dirichlet={"left": 0.0},
                              point_loads={"tip": [0.0, -1.0]})

@@ -63,14 +63,17 @@ def test_coefficient_conversion():
     assert isinstance(coefficient("x + y", "nu"), Expression)
     with pytest.raises(DfemError, match="nu must be a number"):
         coefficient(True, "nu")
-    with pytest.raises(DfemError, match="an expression string or a field table"):
+    with pytest.raises(DfemError, match="an expression string, a field table"):
         coefficient([1, 2], "nu")
 
 
 @pytest.mark.parametrize("text", ["1/0", "0**-1", "2**10000", "(-1)**0.5", "sin(1e308*10)"])
-def test_constant_overflow_gives_nonfinite_values_not_exceptions(text):
+def test_constant_overflow_is_a_dfem_error_naming_the_key(text):
+    # torch arithmetic gives inf/NaN (never a Python ZeroDivisionError/OverflowError), and
+    # the evaluation refuses a non-finite value, naming the key
     x = torch.zeros(3, 2, dtype=torch.float64)
-    assert not torch.isfinite(Expression(text)(x)).all()
+    with pytest.raises(DfemError, match=r"problem\.f = .* is not finite: (NaN|inf) at 3 of 3"):
+        Expression(text, name="problem.f")(x)
 
 
 def test_too_deep_or_too_long_expressions():
@@ -80,3 +83,86 @@ def test_too_deep_or_too_long_expressions():
         Expression("1" + "0" * 400)
     with pytest.raises(DfemError, match="finite"):
         coefficient(10**400, "nu")
+
+
+# ----------------------------------------------------------------------------- piecewise
+X = torch.tensor([[0.1, 0.2], [0.3, 0.9], [0.5, 0.5], [0.7, 0.1], [0.9, 0.8]],
+                 dtype=torch.float64)
+x0, y0 = X[:, 0], X[:, 1]
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("where(x < 0.5, 10, 1)", torch.where(x0 < 0.5, 10.0, 1.0).double()),
+    ("where(x <= 0.5, 10, 1)", torch.where(x0 <= 0.5, 10.0, 1.0).double()),
+    ("where(x > 0.5, x, -y)", torch.where(x0 > 0.5, x0, -y0)),
+    ("where(x >= 0.5, x, -y)", torch.where(x0 >= 0.5, x0, -y0)),
+    ("where(x == 0.5, 1, 0)", (x0 == 0.5).double()),
+    ("where(x != 0.5, 1, 0)", (x0 != 0.5).double()),
+    ("where(0.2 < x < 0.8, 1, 0)", ((0.2 < x0) & (x0 < 0.8)).double()),
+    ("where(0.2 < x <= 0.7 < y + 1, 1, 0)", ((0.2 < x0) & (x0 <= 0.7)).double()),
+    ("where(x < 0.5 and y > 0.5, 1, 0)", ((x0 < 0.5) & (y0 > 0.5)).double()),
+    ("where(x < 0.2 or y < 0.2 or x > 0.8, 1, 0)",
+     ((x0 < 0.2) | (y0 < 0.2) | (x0 > 0.8)).double()),
+    ("where(not x < 0.5, 1, 0)", (x0 >= 0.5).double()),
+    ("where(x < 0.5, where(y < 0.5, 1, 2), 3)",
+     torch.where(x0 < 0.5, torch.where(y0 < 0.5, 1.0, 2.0), 3.0).double()),
+    ("1 + 9*where(x < 0.5, 1, 0)", 1 + 9 * (x0 < 0.5).double()),
+    ("min(x, y) + max(0, x - 0.5)", torch.minimum(x0, y0) + torch.clamp(x0 - 0.5, min=0)),
+])
+def test_piecewise_expressions(text, expected):
+    torch.testing.assert_close(Expression(text)(X), expected)
+
+
+def test_where_passes_the_gradient_of_the_branch_it_takes():
+    x = X.clone().requires_grad_(True)
+    value = Expression("where(x < 0.5, x**2, 3*y)")(x)
+    (grad,) = torch.autograd.grad(value.sum(), x)
+    left = X[:, 0] < 0.5
+    torch.testing.assert_close(grad[left, 0], 2 * X[left, 0])
+    assert grad[left, 1].eq(0).all() and grad[~left, 0].eq(0).all()
+    assert grad[~left, 1].eq(3).all()
+
+
+@pytest.mark.parametrize("text,fragment", [
+    ("x < 0.5", "is a condition .*, not a number; write where"),
+    ("(x < 0.5)*2", "uses the condition 'x < 0.5' as a number"),
+    ("-(x < 1)", "as a number"),
+    ("where(x, 1, 2)", "first argument .* must be a condition"),
+    ("where(x < 1, x < 2, 1)", "as a number"),
+    ("x and y", "and, or and not join conditions"),
+    ("not x", "and, or and not join conditions"),
+    ("x & (y < 1)", "BitAnd.*join conditions with and, or, not"),
+    ("x in y", "comparison In"),
+    ("x is y", "comparison Is"),
+    ("where(x < 1, 1)", "where takes three arguments"),
+    ("min(x)", "min takes two arguments"),
+    ("if_else(x < 1, 1, 2)", "function 'if_else'"),
+    ("1 if x < 0.5 else 2", "IfExp.*write where"),
+    ("where(x < 1, 1, 2, 3)", "three arguments"),
+    ("where(cond=x < 1, a=1, b=2)", "three arguments"),
+    ("x.__class__", "Attribute"),
+    ("torch.where(x < 1, 1, 2)", "function 'torch.where'"),
+    ("(lambda: 1)()", "function"),
+    ("[x for x in (1, 2)]", "ListComp"),
+    ("{x: 1}", "Dict"),
+    ("(x, y)", "Tuple"),
+    ("x[0] < 1", "Subscript"),
+    ("where(x < 'a', 1, 2)", "constant 'a'"),
+    ("where(x < True, 1, 2)", "constant True"),
+    ("eval('1')", "function 'eval'"),
+    ("y := 1", "cannot parse"),
+    ("x < 1 < y if y else 2", "IfExp"),
+])
+def test_rejects_bad_piecewise_syntax(text, fragment):
+    with pytest.raises(DfemError, match=fragment):
+        Expression(text, name="problem.nu")
+
+
+def test_nonfinite_value_names_the_key_and_the_point():
+    x = torch.tensor([[0.1, 0.2], [0.5, 0.25], [0.5, 0.75]], dtype=torch.float64)
+    with pytest.raises(DfemError, match=r"problem.f = '\(x-0.5\)/abs\(x-0.5\)' is not finite: "
+                                        r"NaN at 2 of 3 points, the first at x = 0.5, y = 0.25"):
+        Expression("(x-0.5)/abs(x-0.5)", name="problem.f")(x)
+    with pytest.raises(DfemError, match=r"inf at 1 of 3 points, the first at x = 0.1, "
+                                        r"y = 0.2, t = 2"):
+        Expression("t/(x - 0.1)", variables=("x", "y", "z", "t"), name="problem.f")(x, t=2.0)

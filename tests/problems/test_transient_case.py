@@ -3,6 +3,7 @@ series written by Case.solve, and agreement with dfem.Heat posed directly."""
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import tomllib
@@ -17,14 +18,9 @@ import torch
 import dfem
 from dfem.exceptions import DfemError
 from dfem.problems.case import Case
-from dfem.problems.expressions import (
-    Expression,
-    SpaceExpression,
-    TimeExpression,
-    coefficient,
-    time_coefficient,
-)
+from dfem.problems.expressions import Expression, coefficient
 from dfem.problems.heat import depends_on_time
+from dfem.problems.time_data import SpaceExpression, TimeExpression, time_coefficient
 from dfem.problems.transient_case import run, strip_steps
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -153,6 +149,11 @@ def test_solve_writes_the_time_series(tmp_path):
                 "factorizations", "solve_s", "l2_error", "h1_error", "energy",
                 "energy_non_increasing", "saved_times"):
         assert key in report
+    # every phase is timed, in order, and together they are the run
+    timing = [k for k in report if k.endswith("_s")]
+    assert timing == ["setup_s", "solve_s", "error_s", "energy_s", "output_s", "total_s"]
+    assert sum(report[k] for k in timing[:-1]) <= report["total_s"]
+    assert json.loads((out / "report.json").read_text())["output_s"] == report["output_s"]
     assert report["problem"] == "heat" and report["scheme"] == "crank-nicolson"
     assert report["steps"] == 5 and report["factorizations"] == 1 and report["theta"] == 0.5
     assert report["saved_times"] == pytest.approx([0.0, 0.02, 0.04, 0.05])

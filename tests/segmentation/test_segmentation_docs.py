@@ -1,5 +1,5 @@
 """docs/segmentation.md: its example runs, and its numbers are those of
-benchmarks/results/segmentation_compare.json (``dfem segment compare``'s compare.json)."""
+dfem/data/results/segmentation_compare.json (``dfem segment compare``'s compare.json)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "segmentation.md"
+RESULT = ROOT / "dfem" / "data" / "results" / "segmentation_compare.json"
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -28,7 +29,7 @@ def _final(data, labels, model):
 
 
 def test_page_quotes_the_comparison():
-    data = json.loads((ROOT / "benchmarks" / "results" / "segmentation_compare.json").read_text())
+    data = json.loads(RESULT.read_text())
     page = DOC.read_text()
     for row in data["table"]:
         line = (f"| {row['labels']} | {row['model']} | {100 * row['dice_mean']:.1f} ± "
@@ -58,7 +59,7 @@ def test_page_quotes_the_comparison():
 def test_page_quotes_the_dsa_ablation():
     data = json.loads((ROOT / "benchmarks" / "results"
                        / "segmentation_dsa_warmup20.json").read_text())
-    base = json.loads((ROOT / "benchmarks" / "results" / "segmentation_compare.json").read_text())
+    base = json.loads(RESULT.read_text())
     page = DOC.read_text()
     assert data["config"]["dsa"]["warmup_epochs"] == 20
     baseline = {r["labels"]: r["dice_mean"] for r in base["table"] if r["model"] == "baseline"}

@@ -11,7 +11,7 @@ import torch
 
 from dfem.cli import main
 from dfem.exceptions import DfemError
-from dfem.segmentation.compare import compare
+from dfem.segmentation.comparison import compare
 from dfem.segmentation.config import config_from_dict, load_segmentation_config
 from dfem.segmentation.training import SegmentationRun
 

@@ -141,7 +141,7 @@ def test_newton_uses_the_near_nullspace_too(monkeypatch):
     import importlib
 
     # the package re-exports the function newton under the module's name
-    newton_module = importlib.import_module("dfem.solvers.newton")
+    newton_module = importlib.import_module("dfem.solvers.newton_method")
 
     seen = []
 

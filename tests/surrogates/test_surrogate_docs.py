@@ -19,9 +19,8 @@ def test_example_runs(capsys, one_thread):
 def test_page_quotes_the_committed_metrics():
     import json
 
-    metrics = json.loads(
-        (DOC.parents[1] / "benchmarks" / "results" / "surrogate_darcy64_metrics.json").read_text()
-    )
+    results = DOC.parents[1] / "dfem" / "data" / "results"
+    metrics = json.loads((results / "surrogate_darcy64_metrics.json").read_text())
     page = DOC.read_text()
     surrogate_ms = metrics["surrogate_s_per_sample"] * 1e3
     fem_ms = metrics["fem_solve_s_per_sample"] * 1e3

@@ -208,7 +208,7 @@ def test_wrong_neumann_sign_is_detected():
 def test_errors_of_a_constant_exact_solution():
     """A constant exact solution (``[exact] u = 1.0``) has zero gradient, not an autograd
     error; found by the case fuzzer."""
-    from dfem.validation.errors import exact_gradient
+    from dfem.validation.error_norms import exact_gradient
 
     x = torch.rand(3, 4, 2, dtype=torch.float64)
     constant = lambda p: torch.full(p.shape[:-1], 1.0, dtype=p.dtype)  # noqa: E731

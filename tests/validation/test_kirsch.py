@@ -26,7 +26,7 @@ from dfem.basis.nurbs.geometry import surface_points
 from dfem.basis.nurbs.patch import plate_with_hole
 from dfem.basis.nurbs.space import IsogeometricSpace
 from dfem.validation import kirsch
-from dfem.validation.errors import fitted_rate
+from dfem.validation.error_norms import fitted_rate
 
 ROOT = Path(__file__).resolve().parents[2]
 f64 = torch.float64

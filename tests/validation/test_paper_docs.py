@@ -1,5 +1,5 @@
 """docs/paper.md quotes, verbatim, the tables ``dfem paper`` builds from the committed JSON
-outputs (benchmarks/results/*.json)."""
+outputs (dfem/data/results/*.json)."""
 
 from __future__ import annotations
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 import torch
 
 from dfem.basis.nurbs.knot_gradient import check_knot_grad, smoothed_boxes
-from dfem.basis.nurbs.knots import _check_degree, as_tensor, find_spans, validate_knots
+from dfem.basis.nurbs.knots import as_tensor, check_degree, find_spans, validate_knots
 from dfem.exceptions import DfemError
 
 __all__ = ["basis_functions", "basis_matrix"]
@@ -197,7 +197,7 @@ def basis_functions(
         ``values[..., k, r] = d^k/du^k N_{s-p+r, p}(u)``.
     """
     knots = as_tensor(knots)
-    p = _check_degree(degree)
+    p = check_degree(degree)
     if isinstance(derivatives, bool) or int(derivatives) != derivatives or derivatives < 0:
         raise DfemError(f"derivatives must be a non-negative integer, got {derivatives!r}")
     derivatives = int(derivatives)
@@ -242,7 +242,7 @@ def basis_matrix(
         (``B[:, 0]`` is the collocation matrix: ``curve = B[:, 0] @ control_points``).
     """
     knots = as_tensor(knots)
-    p = _check_degree(degree)
+    p = check_degree(degree)
     n = knots.shape[0] - p - 1
     u = as_tensor(u, dtype=knots.dtype, device=knots.device)
     if u.dim() != 1:

@@ -17,7 +17,6 @@ paper's ``"gaussian"``. The result is evaluated through :class:`NURBSSurface`.
 from __future__ import annotations
 
 import math
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +30,7 @@ from dfem.basis.nurbs.knot_gradient import check_knot_grad
 from dfem.basis.nurbs.knots import OrderedKnots, clamped_knots
 from dfem.basis.nurbs.layer import NURBSSurface
 from dfem.exceptions import DfemError
+from dfem.progress import ProgressBar
 
 __all__ = ["BukinGrid", "FitResult", "bukin6", "bukin_grid", "fit_fixed_knots",
            "fit_learnable_knots", "lsq_control_points", "run_bukin"]
@@ -176,18 +176,15 @@ class FitResult:
 def _minimise(objective, params, iterations, label, progress, time_budget):
     """L-BFGS (strong Wolfe) in chunks of iterations; returns (iterations, MSE per chunk).
 
-    Progress after each chunk on stderr: a tqdm bar on a terminal, plain lines otherwise.
+    Progress after each chunk on stderr (:class:`dfem.progress.ProgressBar`): a bar on a
+    terminal, plain lines otherwise.
     """
     chunk = max(10, iterations // 20)
     opt = torch.optim.LBFGS(params, lr=1.0, max_iter=chunk, max_eval=4 * chunk,
                             history_size=20, line_search_fn="strong_wolfe",
                             tolerance_grad=1e-10, tolerance_change=1e-13)
     group = opt.param_groups[0]
-    bar = None
-    if progress and sys.stderr.isatty():
-        from tqdm import tqdm
-
-        bar = tqdm(total=iterations, desc=label, unit="it", file=sys.stderr)
+    bar = ProgressBar(iterations, label) if progress else None
 
     def closure():
         opt.zero_grad()
@@ -205,11 +202,8 @@ def _minimise(objective, params, iterations, label, progress, time_budget):
             with torch.no_grad():
                 history.append(float(objective()))  # the line search's last trial may differ
             if bar is not None:
-                bar.update(step)
-                bar.set_postfix(mse=f"{history[-1]:.4g}")
-            elif progress:
-                print(f"{label}: {done}/{iterations} iterations, MSE {history[-1]:.6g}",
-                      file=sys.stderr, flush=True)
+                bar.update(step, {"mse": f"{history[-1]:.4g}"}, at=done)
+                bar.log(f"{label}: {done}/{iterations} iterations, MSE {history[-1]:.6g}")
             if step < group["max_iter"] or time.perf_counter() - start > time_budget:
                 break  # converged (gradient or change below tolerance) or out of time
     finally:

@@ -29,7 +29,7 @@ import torch
 
 from dfem.basis.nurbs.bspline import basis_matrix
 from dfem.basis.nurbs.knot_gradient import check_knot_grad
-from dfem.basis.nurbs.knots import _check_degree, as_tensor, validate_knots
+from dfem.basis.nurbs.knots import as_tensor, check_degree, validate_knots
 from dfem.exceptions import DfemError
 
 __all__ = ["curve_points", "surface_points", "check_weights"]
@@ -81,7 +81,7 @@ def _control_points(control_points, n_dims: int, what: str) -> torch.Tensor:
 
 def _prepare(knots, degree, n, cp, name):
     knots = as_tensor(knots, dtype=cp.dtype, device=cp.device)
-    p = _check_degree(degree)
+    p = check_degree(degree)
     validate_knots(knots, p, n, name=name)
     return knots, p
 

@@ -47,7 +47,8 @@ def as_tensor(x, *, dtype=None, device=None) -> torch.Tensor:
     )
 
 
-def _check_degree(degree) -> int:
+def check_degree(degree) -> int:
+    """``degree`` as an int, checked to be a non-negative integer (a DfemError otherwise)."""
     if isinstance(degree, bool) or not isinstance(degree, (int, np.integer)) or degree < 0:
         raise DfemError(f"degree must be a non-negative integer, got {degree!r}")
     return int(degree)
@@ -82,7 +83,7 @@ def validate_knots(
     DfemError
         Naming the violated requirement and the fix.
     """
-    p = _check_degree(degree)
+    p = check_degree(degree)
     if knots.dim() != 1:
         raise DfemError(f"{name} must be 1-D, got shape {tuple(knots.shape)}")
     m = knots.shape[0]
@@ -166,7 +167,7 @@ def find_spans(knots: torch.Tensor, degree: int, u, *, check: bool = True) -> to
         If a value lies outside ``[t_p, t_n]`` or is NaN.
     """
     knots = as_tensor(knots)
-    p = _check_degree(degree)
+    p = check_degree(degree)
     n = validate_knots(knots, p) if check else knots.shape[0] - p - 1
     u = as_tensor(u, dtype=knots.dtype, device=knots.device).detach()
     t = knots.detach().contiguous()
@@ -214,7 +215,7 @@ def clamped_knots(
     -------
     tensor (n_ctrl + degree + 1,)
     """
-    p = _check_degree(degree)
+    p = check_degree(degree)
     if n_ctrl < p + 1:
         raise DfemError(
             f"{n_ctrl} control points are too few for degree {p}: need at least p + 1 = {p + 1}"
@@ -240,7 +241,7 @@ def greville_points(knots: torch.Tensor, degree: int) -> torch.Tensor:
     tensor (n,)
     """
     knots = as_tensor(knots)
-    p = _check_degree(degree)
+    p = check_degree(degree)
     validate_knots(knots, p)
     if p == 0:
         return 0.5 * (knots[:-1] + knots[1:])
@@ -276,7 +277,7 @@ class OrderedKnots(nn.Module):
     def __init__(self, knots, degree: int, *, learnable: bool = True):
         super().__init__()
         knots = as_tensor(knots).detach().clone()
-        self.degree = _check_degree(degree)
+        self.degree = check_degree(degree)
         n = validate_knots(knots, self.degree)
         self.n_ctrl = n
         self.learnable = bool(learnable)

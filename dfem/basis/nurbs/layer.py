@@ -23,8 +23,8 @@ from dfem.basis.nurbs.geometry import check_weights, curve_points, surface_point
 from dfem.basis.nurbs.knot_gradient import check_knot_grad
 from dfem.basis.nurbs.knots import (
     OrderedKnots,
-    _check_degree,
     as_tensor,
+    check_degree,
     clamped_knots,
     greville_points,
     validate_knots,
@@ -119,7 +119,7 @@ class NURBSSurface(nn.Module):
                 f"{tuple(cp.shape)}"
             )
         n_u, n_v, _ = cp.shape
-        self.degree_u, self.degree_v = _check_degree(degree_u), _check_degree(degree_v)
+        self.degree_u, self.degree_v = check_degree(degree_u), check_degree(degree_v)
         check_knot_grad(knot_grad, sigma)
         self.knot_grad, self.sigma = knot_grad, float(sigma)
         learn_u, learn_v = _pair(learn_knots, "learn_knots")
@@ -244,7 +244,7 @@ class NURBSCurve(nn.Module):
                 f"NURBSCurve control points must have shape (n, dim), got {tuple(cp.shape)}"
             )
         n = cp.shape[0]
-        self.degree = _check_degree(degree)
+        self.degree = check_degree(degree)
         check_knot_grad(knot_grad, sigma)
         self.knot_grad, self.sigma = knot_grad, float(sigma)
         kw = {"dtype": cp.dtype, "device": cp.device}

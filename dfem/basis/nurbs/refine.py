@@ -31,7 +31,7 @@ import torch
 
 from dfem.basis.nurbs.bspline import basis_matrix
 from dfem.basis.nurbs.geometry import check_weights
-from dfem.basis.nurbs.knots import _check_degree, as_tensor, knot_values, validate_knots
+from dfem.basis.nurbs.knots import as_tensor, check_degree, knot_values, validate_knots
 from dfem.exceptions import DfemError
 
 __all__ = ["elevate_degree", "insert_knot"]
@@ -47,7 +47,7 @@ def _homogeneous(control_points, weights, knots, degree, axis):
         raise DfemError(f"axis {axis} is out of range for a control net with {net} axes")
     axis = axis % net
     knots = as_tensor(knots, dtype=cp.dtype, device=cp.device)
-    p = _check_degree(degree)
+    p = check_degree(degree)
     validate_knots(knots, p, cp.shape[axis])
     if weights is None:
         X = cp

@@ -16,7 +16,7 @@ from dfem.exceptions import DfemError
 from dfem.mesh.structured import rectangle
 from dfem.problems.case import Case
 from dfem.problems.poisson import Poisson
-from dfem.validation.errors import errors, fitted_rate
+from dfem.validation.error_norms import errors, fitted_rate
 
 ROOT = Path(__file__).resolve().parents[3]
 

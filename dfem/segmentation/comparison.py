@@ -51,6 +51,19 @@ def _train_one(job) -> dict:
                 wall_s=time.perf_counter() - t0)
 
 
+def _ignore_sigint() -> None:
+    """In a worker: leave Ctrl-C to the parent, which stops the pool and reports once,
+    instead of a traceback from every worker; the pool's SIGTERM then ends the worker
+    through ``SystemExit``, so that a checkpoint being written removes its temporary file."""
+    import signal
+
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, stop)
+
+
 def _finished(config: SegmentationConfig, out, labels, kind, seed) -> dict | None:
     path = run_folder(out, labels, kind, seed) / "history.json"
     if not path.is_file():
@@ -79,7 +92,8 @@ def compare(config: SegmentationConfig, out, seeds: int | None = None,
         (results.append(done) if done else pending.append(job))
     payload = [(config.to_dict(), str(out), *job) for job in pending]
     if workers > 1 and len(payload) > 1:
-        with multiprocessing.get_context("spawn").Pool(min(workers, len(payload))) as pool:
+        with multiprocessing.get_context("spawn").Pool(
+                min(workers, len(payload)), initializer=_ignore_sigint) as pool:
             for result in pool.imap_unordered(_train_one, payload):
                 results.append(result)
                 if progress is not None:

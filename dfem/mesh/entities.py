@@ -1,0 +1,99 @@
+"""Global edges and faces of a mesh: each entity once, numbered, with each cell's local
+entities mapped to them (:class:`EntityTable`), and lookup by vertices."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def _row_keys(rows: np.ndarray, n: int) -> list[np.ndarray]:
+    """Columns of int64 keys, one per pair of vertex numbers, that order rows lexicographically."""
+    rows = rows.reshape(-1, rows.shape[-1])
+    return [rows[:, k] * n + rows[:, k + 1] if k + 1 < rows.shape[1] else rows[:, k]
+            for k in range(0, rows.shape[1], 2)]
+
+
+def _unique_rows(rows: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Unique rows of ``rows`` (m, k) of vertex numbers below ``n``, sorted, and the inverse."""
+    keys = _row_keys(rows, n)
+    if len(keys) == 1:  # a 1D unique of one int64 key is much faster than a lexsort
+        unique, inverse = np.unique(keys[0], return_inverse=True)
+        first = np.empty(len(unique), dtype=np.int64)
+        first[inverse[::-1]] = np.arange(len(inverse))[::-1]
+        return rows.reshape(-1, rows.shape[-1])[first], inverse
+    order = np.lexsort(keys[::-1])
+    sorted_keys = [k[order] for k in keys]
+    new = np.ones(len(order), dtype=bool)
+    if len(order) > 1:
+        new[1:] = np.any([k[1:] != k[:-1] for k in sorted_keys], axis=0)
+    inverse = np.empty(len(order), dtype=np.int64)
+    inverse[order] = np.cumsum(new) - 1
+    return rows.reshape(-1, rows.shape[-1])[order[new]], inverse
+
+
+@dataclass(frozen=True)
+class EntityTable:
+    """Global edges or faces of a mesh.
+
+    Attributes
+    ----------
+    entities : (n_entities, k) int64 ndarray
+        Vertex numbers of each entity, sorted ascending along the row; rows sorted.
+    cell_entities : (n_cells, n_local) int64 ndarray
+        Global entity number of each local entity of each cell.
+    flipped : (n_cells, n_local) bool ndarray
+        For edges: True where the local edge runs from its larger to its smaller vertex.
+    """
+
+    entities: np.ndarray
+    cell_entities: np.ndarray
+    flipped: np.ndarray | None = None
+
+    @property
+    def edges(self) -> np.ndarray:
+        return self.entities
+
+    @property
+    def cell_edges(self) -> np.ndarray:
+        return self.cell_entities
+
+    def __len__(self) -> int:
+        return len(self.entities)
+
+    def lookup(self, vertex_sets: np.ndarray) -> np.ndarray:
+        """Global numbers of entities given by their vertices (any order); -1 where none."""
+        k = self.entities.shape[1]
+        wanted = np.sort(np.asarray(vertex_sets, dtype=np.int64).reshape(-1, k), axis=1)
+        if len(self.entities) == 0 or len(wanted) == 0:
+            return np.full(len(wanted), -1, dtype=np.int64)
+        n = max(int(self.entities.max()), int(wanted.max())) + 1
+        table, query = _row_keys(self.entities, n), _row_keys(wanted, n)
+        both = [np.concatenate([t, q]) for t, q in zip(table, query, strict=True)]
+        is_query = np.r_[np.zeros(len(self.entities), bool), np.ones(len(wanted), bool)]
+        # sort by the keys, the table's row before equal queries
+        order = np.lexsort([is_query, *both[::-1]])
+        sorted_keys = [b[order] for b in both]
+        new = np.ones(len(order), dtype=bool)
+        new[1:] = np.any([s[1:] != s[:-1] for s in sorted_keys], axis=0)
+        group_first = order[np.maximum.accumulate(np.where(new, np.arange(len(order)), 0))]
+        match = np.where(group_first < len(self.entities), group_first, -1)
+        result = np.empty(len(order), dtype=np.int64)
+        result[order] = match
+        return result[len(self.entities):]
+
+
+EdgeTable = EntityTable
+
+
+def entity_table(cells: np.ndarray, local: np.ndarray, n_nodes: int) -> EntityTable:
+    """The global entities of a mesh whose cells (E, n_vertices) have the local entities
+    ``local`` (n_local, k) (local vertex numbers of each edge or face), and each cell's
+    global entity numbers; an edge is flipped where its local direction runs from its
+    larger to its smaller vertex."""
+    vertex_sets = cells[:, local]  # (E, n_local, k)
+    ordered = np.sort(vertex_sets, axis=2)
+    entities, inverse = _unique_rows(ordered, n_nodes)
+    flipped = vertex_sets[..., 0] > vertex_sets[..., -1] if local.shape[1] == 2 else None
+    return EntityTable(entities, inverse.reshape(vertex_sets.shape[:2]), flipped)
