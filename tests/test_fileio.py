@@ -11,6 +11,15 @@ from dfem.fileio import interrupts_deferred, write_json_atomic
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGINT is POSIX")
 
 
+@pytest.fixture(autouse=True)
+def python_sigint_handler():
+    """Python's own Ctrl-C handler for each test, whatever a library set before (gmsh's
+    initialize sets SIG_DFL and never restores it), and the previous handler after."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+
+
 def test_an_interrupt_inside_the_guard_is_raised_after_the_block(tmp_path):
     done = []
     with pytest.raises(KeyboardInterrupt), interrupts_deferred():

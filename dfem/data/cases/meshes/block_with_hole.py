@@ -60,7 +60,8 @@ def make_block_with_hole(out, size: float = 0.1) -> dict[str, int]:
     """
     import gmsh
 
-    gmsh.initialize(["-noenv"], readConfigFiles=False)
+    # interruptible=False keeps Python's Ctrl-C handler (gmsh would set SIG_DFL for good)
+    gmsh.initialize(["-noenv"], readConfigFiles=False, interruptible=False)
     try:
         gmsh.option.setNumber("General.Terminal", 0)
         gmsh.option.setNumber("General.NumThreads", 1)

@@ -47,7 +47,8 @@ def make_inclusion(out, size: float = 0.05) -> None:
     """Mesh the square with its inclusion at target element size ``size``; write ``out``."""
     import gmsh
 
-    gmsh.initialize(["-noenv"], readConfigFiles=False)
+    # interruptible=False keeps Python's Ctrl-C handler (gmsh would set SIG_DFL for good)
+    gmsh.initialize(["-noenv"], readConfigFiles=False, interruptible=False)
     try:
         gmsh.option.setNumber("General.Terminal", 0)
         gmsh.option.setNumber("General.NumThreads", 1)

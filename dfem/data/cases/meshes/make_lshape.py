@@ -36,7 +36,8 @@ def make_lshape(out, size: float = 0.12) -> None:
     """Mesh the L-shape with target element size ``size`` and write it to ``out``."""
     import gmsh
 
-    gmsh.initialize(["-noenv"], readConfigFiles=False)
+    # interruptible=False keeps Python's Ctrl-C handler (gmsh would set SIG_DFL for good)
+    gmsh.initialize(["-noenv"], readConfigFiles=False, interruptible=False)
     try:
         gmsh.option.setNumber("General.Terminal", 0)
         gmsh.option.setNumber("General.NumThreads", 1)
