@@ -754,8 +754,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     set_threads(args.threads, argv)
     base = QUICK_SIZES if args.quick else DEFAULT_SIZES
-    sizes = {"2d": base["2d"] if args.sizes_2d is None else args.sizes_2d,
-             "3d": base["3d"] if args.sizes_3d is None else args.sizes_3d}
+    # "--sizes-3d" with no value, or with the word none, skips that dimension
+    sizes = {dim: base[dim] if given is None else [s for s in given if s.lower() != "none"]
+             for dim, given in (("2d", args.sizes_2d), ("3d", args.sizes_3d))}
     iterations = args.iterations or (QUICK_ITERATIONS if args.quick else ITERATIONS)
     block = args.block or (QUICK_BLOCK if args.quick else BLOCK)
     repeats = args.repeats or (1 if args.quick else 3)

@@ -85,12 +85,49 @@ class SparsityPattern:
     scatter : int64 tensor or None
         For each element entry ``(e, a, b)`` flattened, its position in the CSR values
         (None for a pattern that was not built from cells).
+    points : (n, dim) float64 ndarray or None
+        Where the dof of each row sits, if known: it lets a direct solver order the
+        unknowns by nested dissection (:attr:`dissection_order`).
     """
 
     n: int
     indptr: torch.Tensor
     indices: torch.Tensor
     scatter: torch.Tensor | None = None
+    points: np.ndarray | None = None
+
+    #: Below this size the graph's own minimum-degree ordering is as good and costs nothing
+    #: to compute; above it nested dissection fills less (see :mod:`dfem.assembly.ordering`).
+    DISSECTION_MIN_SIZE = 4096
+
+    @cached_property
+    def dissection_order(self) -> np.ndarray | None:
+        """A nested-dissection permutation of the rows (computed once), or None where the
+        dof positions are unknown or the matrix is small."""
+        if self.points is None or self.n < self.DISSECTION_MIN_SIZE:
+            return None
+        from dfem.assembly.ordering import nested_dissection
+
+        return nested_dissection(self.indptr.cpu().numpy(), self.indices.cpu().numpy(),
+                                 self.points)
+
+    @cached_property
+    def dissection_csc(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """``(indptr, indices, take)``: the CSC structure of ``A[p][:, p]`` for the
+        :attr:`dissection_order` ``p``, and for each of its entries the position in this
+        pattern's CSR values, so that a factorisation permutes a new matrix by one gather
+        (``values[take]``) instead of two sparse re-indexings (None without an order)."""
+        order = self.dissection_order
+        if order is None:
+            return None
+        # the entries carry their CSR positions (+1: an explicit 0 could be dropped)
+        numbered = sp.csr_matrix((np.arange(1, self.nnz + 1, dtype=np.float64),
+                                  self.indices.cpu().numpy(), self.indptr.cpu().numpy()),
+                                 shape=(self.n, self.n))
+        permuted = numbered[order][:, order].tocsc()
+        permuted.sort_indices()
+        take = permuted.data.astype(np.int64) - 1
+        return permuted.indptr.astype(np.int64), permuted.indices.astype(np.int64), take
 
     @classmethod
     def from_cell_dofs(cls, cell_dofs: torch.Tensor, n: int) -> SparsityPattern:
@@ -239,7 +276,10 @@ class RestrictedPattern:
         return cls(
             free_dofs=torch.nonzero(free).ravel(),
             fixed_dofs=torch.nonzero(~free).ravel(),
-            pattern=SparsityPattern(n=n_free, indptr=indptr, indices=new_number[cols[ff]]),
+            pattern=SparsityPattern(
+                n=n_free, indptr=indptr, indices=new_number[cols[ff]],
+                points=None if pattern.points is None else
+                pattern.points[free.cpu().numpy()]),
             ff=ff,
             fd=fd,
             fd_rows=new_number[rows[fd]],

@@ -110,13 +110,9 @@ def boundary_traction(term, problem, pts):
     return (sigma @ pts.normals[..., None])[..., 0]
 
 
-def _linear_elastic_kernel(problem):
-    """``K_e = int lambda (div) + mu (eps : eps)`` in closed form, and the load."""
-    space = problem.space
-    g = space.geometry()
-    cells = PointSet.of_cells(space, g)
-    params = problem._evaluate(cells, problem.params, problem.loads)
-    mu, lam = _material(params)
+def _element_stiffness(g, mu, lam) -> torch.Tensor:
+    """``K_e[a, i, b, j] = int lambda G_ai G_bj + mu (G_aj G_bi + delta_ij G_a . G_b)``,
+    (E, nb, d, nb, d), from the geometry's gradients and the Lame fields."""
     w = g.weights
     lw, mw = (torch.as_tensor(lam) * w).expand_as(w), (torch.as_tensor(mu) * w).expand_as(w)
     G = g.grads  # (E, Q, nb, dim)
@@ -124,7 +120,43 @@ def _linear_elastic_kernel(problem):
     K = torch.einsum("eq,eqai,eqbj->eaibj", lw, G, G)
     K = K + torch.einsum("eq,eqaj,eqbi->eaibj", mw, G, G)
     diag = torch.einsum("eq,eqak,eqbk->eab", mw, G, G)
-    K = K + diag[:, :, None, :, None] * torch.eye(d, dtype=G.dtype, device=G.device)[:, None, :]
+    return K + diag[:, :, None, :, None] * torch.eye(d, dtype=G.dtype, device=G.device)[:, None, :]
+
+
+def _per_cell_stiffness(problem, g):
+    """``K_e = E_e K_e(E = 1)`` for a per-cell modulus and one Poisson's ratio (SIMP): the
+    Lame parameters are linear in E, so the unit element matrices are computed once per
+    geometry and each new modulus costs one scaling. None where that does not apply."""
+    E, nu = problem.params["E"], problem.params["poisson_ratio"]
+    scalar = getattr(problem.space, "scalar", problem.space)
+    cacheable = getattr(scalar, "_geometry_is_cacheable", lambda: False)()
+    if not (cacheable and isinstance(E, PerCell) and E.values.ndim == 1
+            and isinstance(nu, (int, float)) and not isinstance(nu, bool)):
+        return None
+    plane_stress = bool(problem.params.get("plane_stress"))
+    key = (float(nu), plane_stress)
+    cached = problem.space.__dict__.get("_unit_elastic")
+    if cached is None or cached[0] is not g or cached[1] != key:
+        mu, lam = lame(torch.ones((), dtype=g.weights.dtype), nu, plane_stress)
+        cached = (g, key, _element_stiffness(g, mu, lam))
+        problem.space.__dict__["_unit_elastic"] = cached
+    lame(E.values, nu)  # checks E > 0
+    unit = cached[2]
+    return E.values.to(unit.dtype)[:, None, None, None, None] * unit
+
+
+def _linear_elastic_kernel(problem):
+    """``K_e = int lambda (div) + mu (eps : eps)`` in closed form, and the load."""
+    space = problem.space
+    g = space.geometry()
+    cells = PointSet.of_cells(space, g)
+    params = problem._evaluate(cells, problem.params, problem.loads)
+    K = _per_cell_stiffness(problem, g)
+    if K is None:
+        mu, lam = _material(params)
+        K = _element_stiffness(g, mu, lam)
+    w = g.weights
+    d = g.grads.shape[-1]
     n_local = K.shape[1] * d
     values = space.pattern.assemble(K.reshape(K.shape[0], n_local, n_local))
     F = torch.zeros(space.n_dofs, dtype=space.dtype, device=space.device)

@@ -399,3 +399,34 @@ def test_self_adjoint_compliance_reuses_the_forward_solution_in_the_backward_pas
                                     traction={"right": [0.0, -1.0]})
     problem.solve(method="amg").square().sum().backward()
     assert calls == [False, False, True]
+
+
+@pytest.mark.parametrize("plane", ["stress", "strain"])
+def test_per_cell_modulus_scales_cached_unit_matrices_exactly(plane):
+    """A per-cell E with one Poisson's ratio takes K_e = E_e K_e(E=1) from cached unit
+    element matrices; the same E given at the quadrature points takes the general path."""
+    from dfem.assembly.coefficients import AtQuadrature, PerCell
+    from dfem.mesh.structured import perturb_interior
+
+    mesh = perturb_interior(dfem.mesh.rectangle(12, 6, x=(0.0, 2.0)))
+    space = dfem.FunctionSpace(mesh, "Q2", shape=(2,))
+    E = torch.linspace(0.1, 2.0, mesh.n_cells, dtype=torch.float64).requires_grad_()
+    n_q = space.geometry().weights.shape[1]
+
+    def compliance(modulus):
+        problem = dfem.LinearElasticity(space, E=modulus, poisson_ratio=0.3, plane=plane,
+                                        dirichlet={"left": 0.0},
+                                        traction={"right": [0.0, -1.0]})
+        return problem.compliance(problem.solve())
+
+    cached = compliance(PerCell(E))
+    assert "_unit_elastic" in space.__dict__  # the fast path ran
+    general = compliance(AtQuadrature(E[:, None].expand(-1, n_q)))
+    (g_cached,) = torch.autograd.grad(cached, E)
+    (g_general,) = torch.autograd.grad(general, E)
+    assert abs(float(cached - general)) <= 1e-12 * abs(float(general))
+    assert float((g_cached - g_general).abs().max()) <= 1e-11 * float(g_general.abs().max())
+    # a second modulus reuses the unit matrices and is still exact
+    E2 = (2.5 - E).detach()
+    assert abs(float(compliance(PerCell(E2)) - compliance(AtQuadrature(
+        E2[:, None].expand(-1, n_q))))) <= 1e-12 * float(compliance(PerCell(E2)))
