@@ -2,7 +2,7 @@
 
 - ``dfem solve CASE [--out DIR] [--set key=value ...] [--method METHOD]`` solves a case
   file or a shipped case by name, from any folder (Poisson, linear elasticity or
-  Neo-Hookean; METHOD: direct, cg, amg or energy), prints a summary and writes
+  Neo-Hookean; METHOD: direct, cg, amg, petsc or energy), prints a summary and writes
   ``DIR/report.json``, ``DIR/solution.vtu`` and ``DIR/solution.png`` (for elastic cases the
   deformed mesh coloured by the von Mises stress); a transient case (one with a ``[time]``
   table) writes a time series instead: ``DIR/solution_NNNN.vtu``, ``DIR/solution.pvd``, a
@@ -157,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     solve.add_argument("case", help="a case file (TOML), or a shipped case's name (dfem cases)")
     solve.add_argument("--out", help="folder for report.json, solution.vtu and solution.png "
                        "(transient cases: solution_NNNN.vtu and solution.pvd)")
-    solve.add_argument("--method", choices=["direct", "cg", "amg", "energy"],
+    solve.add_argument("--method", choices=["direct", "cg", "amg", "petsc", "energy"],
                        help="override solver.method (energy-only options are then dropped)")
     solve.set_defaults(run=_solve)
 

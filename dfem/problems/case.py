@@ -236,7 +236,11 @@ class Case:
                 f'(problem.type = "neo-hookean", or problem.nonlinear = true); this linear '
                 f"problem is solved in one linear solve: drop it."
             )
-        keys = ("rtol", "maxiter", *energy_only, *newton_only)
+        petsc_only = [k for k in ("ksp_type", "pc_type") if k in solver]
+        if petsc_only and method != "petsc":
+            raise DfemError(f'solver.{petsc_only[0]} applies to method = "petsc" only; set '
+                            f'solver.method = "petsc" or drop it.')
+        keys = ("rtol", "maxiter", *energy_only, *newton_only, *petsc_only)
         options = {k: solver[k] for k in keys if k in solver}
         return {"method": method, **options}
 

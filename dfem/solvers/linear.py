@@ -39,7 +39,7 @@ import torch
 from dfem.assembly.sparsity import SparsityPattern
 from dfem.exceptions import ConvergenceError, DfemError
 
-METHODS = ("direct", "cg", "amg")
+METHODS = ("direct", "cg", "amg", "petsc")
 
 
 @dataclass
@@ -264,6 +264,15 @@ def _prepare(pattern, values, method, symmetric, rtol, atol, maxiter, **amg_opti
         isinstance(maxiter, bool) or not isinstance(maxiter, int) or maxiter < 1
     ):
         raise DfemError(f"maxiter must be a positive integer, got {maxiter!r}.")
+    if method == "petsc":
+        from dfem.solvers.petsc import PetscFactor
+
+        unknown = set(amg_options) - {"ksp_type", "pc_type", "options", "near_nullspace"}
+        if unknown:
+            raise DfemError(f"unknown option(s) {', '.join(sorted(unknown))} for method="
+                            "'petsc'; it takes ksp_type, pc_type, options (a dict of PETSc "
+                            "options) and near_nullspace.")
+        return PetscFactor(pattern, values, symmetric, rtol, atol, maxiter, **amg_options)
     if not symmetric:
         raise DfemError(f"method={method!r} needs a symmetric matrix; use method='direct'.")
     if method == "cg":
