@@ -139,30 +139,27 @@ def read_toml(path, what: str = "config file") -> dict:
     :class:`~dfem.exceptions.DfemError` that names it (``what`` says what kind of file it is)."""
     import tomllib
 
-    from dfem.exceptions import DfemError
-
-    path = _existing_file(path, what)
-    try:
-        with open(path, "rb") as fh:
-            return tomllib.load(fh)
-    except tomllib.TOMLDecodeError as exc:
-        raise DfemError(f"{what} {str(path)!r} is not valid TOML: {exc}.") from exc
-    except UnicodeDecodeError as exc:
-        raise DfemError(f"{what} {str(path)!r} is not UTF-8 text: {exc}.") from exc
-    except OSError as exc:
-        raise DfemError(f"cannot read the {what} {str(path)!r}: {exc.strerror}.") from exc
+    return _parsed(path, what, "TOML", tomllib.TOMLDecodeError,
+                   lambda p: tomllib.loads(p.read_bytes().decode("utf-8")))
 
 
 def read_json(path, what: str = "JSON file"):
     """The parsed JSON file at ``path``; a missing, unreadable or invalid file is a
     :class:`~dfem.exceptions.DfemError` that names it (``what`` says what kind of file it is)."""
+    return _parsed(path, what, "JSON", json.JSONDecodeError,
+                   lambda p: json.loads(p.read_text(encoding="utf-8")))
+
+
+def _parsed(path, what: str, language: str, syntax_error, parse):
+    """``parse(path)`` of an existing file, its failures as a DfemError naming the file:
+    invalid ``language`` (``syntax_error``), not UTF-8 text, or unreadable."""
     from dfem.exceptions import DfemError
 
     path = _existing_file(path, what)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DfemError(f"{what} {str(path)!r} is not valid JSON: {exc}.") from exc
+        return parse(path)
+    except syntax_error as exc:
+        raise DfemError(f"{what} {str(path)!r} is not valid {language}: {exc}.") from exc
     except UnicodeDecodeError as exc:
         raise DfemError(f"{what} {str(path)!r} is not UTF-8 text: {exc}.") from exc
     except OSError as exc:

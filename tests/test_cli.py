@@ -78,7 +78,7 @@ def test_report_without_exact_solution_or_output_has_no_error_or_output_time():
     del data["exact"]
     report = Case.from_dict(data).solve()
     assert report["error_s"] is None and report["l2_error"] is None
-    assert "output_s" not in report and report["total_s"] > 0
+    assert "output_s" not in report and isinstance(report["total_s"], float)
 
 
 def test_refined_case_error_drops_at_p_plus_one(tmp_path):

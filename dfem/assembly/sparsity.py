@@ -7,7 +7,9 @@ differentiates as a gather.
 
 from __future__ import annotations
 
+import functools
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -85,16 +87,22 @@ class SparsityPattern:
     scatter : int64 tensor or None
         For each element entry ``(e, a, b)`` flattened, its position in the CSR values
         (None for a pattern that was not built from cells).
-    points : (n, dim) float64 ndarray or None
-        Where the dof of each row sits, if known: it lets a direct solver order the
-        unknowns by nested dissection (:attr:`dissection_order`).
+    locate : callable or None
+        ``locate()`` gives :attr:`points`, computed on first use (only a direct solve
+        needs them).
     """
 
     n: int
     indptr: torch.Tensor
     indices: torch.Tensor
     scatter: torch.Tensor | None = None
-    points: np.ndarray | None = None
+    locate: Callable[[], np.ndarray | None] | None = None
+
+    @cached_property
+    def points(self) -> np.ndarray | None:
+        """Where the dof of each row sits, (n, dim) float64, if known: it lets a direct
+        solver order the unknowns by nested dissection (:attr:`dissection_order`)."""
+        return None if self.locate is None else self.locate()
 
     #: Below this size the graph's own minimum-degree ordering is as good and costs nothing
     #: to compute; above it nested dissection fills less (see :mod:`dfem.assembly.ordering`).
@@ -112,11 +120,12 @@ class SparsityPattern:
                                  self.points)
 
     @cached_property
-    def dissection_csc(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-        """``(indptr, indices, take)``: the CSC structure of ``A[p][:, p]`` for the
-        :attr:`dissection_order` ``p``, and for each of its entries the position in this
+    def dissection_csc(self) -> tuple[np.ndarray, ...] | None:
+        """``(indptr, indices, take, inverse)``: the CSC structure of ``A[p][:, p]`` for
+        the :attr:`dissection_order` ``p``, for each of its entries the position in this
         pattern's CSR values, so that a factorisation permutes a new matrix by one gather
-        (``values[take]``) instead of two sparse re-indexings (None without an order)."""
+        (``values[take]``) instead of two sparse re-indexings, and the inverse permutation
+        (None without an order)."""
         order = self.dissection_order
         if order is None:
             return None
@@ -127,7 +136,8 @@ class SparsityPattern:
         permuted = numbered[order][:, order].tocsc()
         permuted.sort_indices()
         take = permuted.data.astype(np.int64) - 1
-        return permuted.indptr.astype(np.int64), permuted.indices.astype(np.int64), take
+        return (permuted.indptr.astype(np.int64), permuted.indices.astype(np.int64), take,
+                np.argsort(order))
 
     @classmethod
     def from_cell_dofs(cls, cell_dofs: torch.Tensor, n: int) -> SparsityPattern:
@@ -278,8 +288,8 @@ class RestrictedPattern:
             fixed_dofs=torch.nonzero(~free).ravel(),
             pattern=SparsityPattern(
                 n=n_free, indptr=indptr, indices=new_number[cols[ff]],
-                points=None if pattern.points is None else
-                pattern.points[free.cpu().numpy()]),
+                locate=None if pattern.locate is None else
+                functools.partial(_restricted_points, pattern, free.cpu().numpy())),
             ff=ff,
             fd=fd,
             fd_rows=new_number[rows[fd]],
@@ -301,3 +311,9 @@ class RestrictedPattern:
         """
         coupling = values[..., self.fd] * u[..., self.fd_cols]
         return add_at(coupling.new_zeros(self.n), self.fd_rows, coupling)
+
+
+def _restricted_points(pattern: SparsityPattern, free: np.ndarray) -> np.ndarray | None:
+    """The :attr:`SparsityPattern.points` of the rows ``free`` (a boolean mask)."""
+    points = pattern.points
+    return None if points is None else points[free]

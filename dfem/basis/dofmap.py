@@ -13,6 +13,7 @@ face with four Q3 dofs).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -118,7 +119,7 @@ def shared_pattern(space) -> SparsityPattern:
         from dfem.assembly.sparsity import SparsityPattern
 
         pattern = SparsityPattern.from_cell_dofs(space.cell_dofs, space.n_dofs)
-        pattern.points = _dof_points(space)
+        pattern.locate = functools.partial(_dof_points, space)
         space._shared["pattern"] = pattern
     return space._shared["pattern"]
 

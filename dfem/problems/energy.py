@@ -50,7 +50,7 @@ from dfem.problems.energy_terms import (
     register_kernel,
     registered_kernel,
 )
-from dfem.solvers.amg import space_amg_options, space_near_nullspace
+from dfem.solvers.amg import space_amg_options, with_rigid_body_modes
 from dfem.solvers.implicit import implicit_solution, reaches_a_leaf
 from dfem.solvers.linear import factorize, info_snapshot
 
@@ -387,10 +387,8 @@ class EnergyProblem:
         return factor, factor.forward_solve(b)
 
     def _amg_options(self, method, solver_options, free):
-        if method == "petsc" and hasattr(self.space, "scalar") and \
-                "near_nullspace" not in solver_options:  # GAMG with the rigid-body modes
-            return {**solver_options,
-                    "near_nullspace": space_near_nullspace(self.space, free)}
+        if method == "petsc":  # GAMG with the rigid-body modes
+            return with_rigid_body_modes(self.space, solver_options, free)
         if method != "amg":
             return solver_options
         return space_amg_options(self.space, solver_options, free)

@@ -194,7 +194,16 @@ def space_amg_options(space, options: dict, free: torch.Tensor) -> dict:
         if space.dim == 3 and "hierarchy" not in options:
             return {**options, "hierarchy": "sa"}
         return options
-    if "near_nullspace" in options or options.get("hierarchy") == "rs":
+    if options.get("hierarchy") == "rs":
+        return options
+    return with_rigid_body_modes(space, options, free)
+
+
+def with_rigid_body_modes(space, options: dict, free: torch.Tensor) -> dict:
+    """``options`` with the rigid-body modes of the free dofs of a vector ``space`` as
+    ``near_nullspace`` (for pyamg's smoothed aggregation or PETSc's GAMG), unless they
+    name one already; scalar spaces get ``options`` as they are."""
+    if not hasattr(space, "scalar") or "near_nullspace" in options:
         return options
     return {**options, "near_nullspace": space_near_nullspace(space, free)}
 

@@ -107,8 +107,7 @@ class _DirectFactor(Factor):
         # dissection order (computed once per pattern): less fill than minimum degree.
         self.order = pattern.dissection_order if symmetric else None
         if self.order is not None:
-            self.inverse_order = np.argsort(self.order)
-            indptr, indices, take = pattern.dissection_csc
+            indptr, indices, take, self.inverse_order = pattern.dissection_csc
             A = sp.csc_matrix((A.data[take], indices, indptr), shape=A.shape)
         else:
             A = A.tocsc()

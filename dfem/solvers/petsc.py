@@ -90,16 +90,15 @@ class PetscFactor(Factor):
         prefix = f"dfem{next(_PREFIXES)}_"
         ksp.setOptionsPrefix(prefix)
         database = PETSc.Options()
-        self._option_names = []
+        names = []
         for key, value in {"ksp_type": ksp_type, "pc_type": pc_type,
                            **(options or {})}.items():
-            name = prefix + str(key).lstrip("-")
-            database[name] = "" if value is None or value is True else str(value)
-            self._option_names.append(name)
+            names.append(prefix + str(key).lstrip("-"))
+            database[names[-1]] = "" if value is None or value is True else str(value)
         ksp.setTolerances(rtol=rtol, atol=atol,
                           max_it=maxiter if maxiter is not None else PETSc.DEFAULT)
         ksp.setFromOptions()
-        for name in self._option_names:  # read by setFromOptions; no need to keep them
+        for name in names:  # read by setFromOptions; no need to keep them
             database.delValue(name)
         try:
             ksp.setUp()

@@ -1,10 +1,6 @@
 """Nested dissection from dof positions: a permutation that fills less than SuperLU's
 minimum degree and leaves the direct solve's answer as it was."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -17,22 +13,10 @@ from dfem.mesh import rectangle
 from dfem.mesh.structured import box, perturb_interior
 
 
-def _bench_ordering():
-    """benchmarks/bench_ordering.py as a module: its ``matrix`` is the system measured."""
-    root = Path(__file__).resolve().parents[2]
-    if str(root) not in sys.path:  # the script imports benchmarks.harness
-        sys.path.insert(0, str(root))
-    spec = importlib.util.spec_from_file_location("bench_ordering",
-                                                  root / "benchmarks" / "bench_ordering.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def stiffness(space):
+def stiffness(space, load_benchmark):
     """A symmetric positive definite matrix on ``space``'s pattern, as scipy CSC: the
     elasticity operator (vector spaces) or the Laplacian (scalar), plus the identity."""
-    return space.pattern, _bench_ordering().matrix(space)
+    return space.pattern, load_benchmark("bench_ordering").matrix(space)
 
 
 def fill(A, **options):
@@ -46,8 +30,8 @@ def fill(A, **options):
     dfem.FunctionSpace(box(24, 24, 24, cell="tet"), "P1"),
     dfem.FunctionSpace(box(12, 12, 12), "Q1", shape=(3,)),
 ], ids=["Q1-elasticity", "P1-tri-elasticity", "P1-tet", "Q1-hex-elasticity"])
-def test_fills_less_than_minimum_degree(space):
-    pattern, A = stiffness(space)
+def test_fills_less_than_minimum_degree(space, load_benchmark):
+    pattern, A = stiffness(space, load_benchmark)
     perm = pattern.dissection_order
     assert perm is not None and np.array_equal(np.sort(perm), np.arange(pattern.n))
     dissected = fill(A[perm][:, perm].tocsc(), permc_spec="NATURAL")
