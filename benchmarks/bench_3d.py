@@ -91,6 +91,7 @@ from benchmarks.harness import (  # noqa: E402
     rss_gb,
     set_threads,
     skfem_3d_mesh,
+    solve_factor,
     torchfem_heat_model,
     torchfem_heat_solve,
     total_memory_bytes,
@@ -201,22 +202,6 @@ def _predicted(previous: dict | None, key: str, n_dofs: int, exponent: float):
                f"(cost ~ dofs^{exponent:g}; limit {METHOD_LIMIT_S:.0f} s)")
 
 
-def _solve_factor(u: torch.Tensor):
-    """The prepared solver dfem attached to ``u`` (read from the autograd graph), whose
-    ``info`` accumulates the adjoint solve of the backward pass; None if not found."""
-    stack, seen = [u.grad_fn], set()
-    while stack:
-        node = stack.pop()
-        if node is None or id(node) in seen:
-            continue
-        seen.add(id(node))
-        factor = getattr(node, "factor", None)
-        if factor is not None:
-            return factor
-        stack.extend(nxt for nxt, _ in node.next_functions)
-    return None
-
-
 # ---------------------------------------------------------------------- 1. assembly vs skfem
 def _dfem_cold(mesh, element):
     space = dfem.FunctionSpace(mesh, element)
@@ -315,7 +300,7 @@ def _dfem_fwd_bwd(space, nu0: torch.Tensor, method: str, options: dict):
     t0 = time.perf_counter()
     u = problem.solve(method="amg" if method.startswith("amg") else method, **options)
     t1 = time.perf_counter()
-    factor = _solve_factor(u)
+    factor = solve_factor(u)
     (u * u).sum().backward()
     t2 = time.perf_counter()
     info = problem.last_solve["info"]  # a snapshot taken after the forward solve
@@ -706,7 +691,7 @@ def bench_large(n: int, methods=LARGE_METHODS) -> dict:
             t0 = time.perf_counter()
             u = problem.solve(method="amg", **options)
             t1 = time.perf_counter()
-            factor = _solve_factor(u)
+            factor = solve_factor(u)
             J = (u * u).sum()
             J.backward()
             t2 = time.perf_counter()

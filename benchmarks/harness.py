@@ -360,3 +360,19 @@ def git_state(root) -> dict:
     return {"commit": git("rev-parse", "HEAD"),
             "modified_dfem_files": None if status is None else
             [line[3:] for line in status.splitlines()]}
+
+
+def solve_factor(u: torch.Tensor):
+    """The prepared solver dfem attached to ``u`` (read from the autograd graph), whose
+    ``info`` accumulates the adjoint solve of the backward pass; None if not found."""
+    stack, seen = [u.grad_fn], set()
+    while stack:
+        node = stack.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        factor = getattr(node, "factor", None)
+        if factor is not None:
+            return factor
+        stack.extend(nxt for nxt, _ in node.next_functions)
+    return None

@@ -36,6 +36,7 @@ import sys
 from pathlib import Path
 
 from dfem.cli_tools import add_set_option, positive_int, print_table
+from dfem.distributed.comm import launched_by_mpirun, rank_label, settle_ranks
 from dfem.exceptions import ConvergenceError, DfemError
 from dfem.fileio import check_output_folder, staged_folder
 
@@ -45,6 +46,8 @@ def _solve(args) -> int:
     from dfem.shipped import SOLVE, resolve_config
 
     case = Case.load(resolve_config(args.case, SOLVE), overrides=args.set)
+    if launched_by_mpirun():
+        return _solve_distributed(case, args)
     if args.out is None or case.transient:  # a time series stages its own files
         report = case.solve(out=args.out, method=args.method, show_progress=True)
     else:
@@ -61,6 +64,20 @@ def _solve(args) -> int:
     print_table(report)
     if args.out:
         print(f"wrote {args.out}/report.json, solution.vtu and solution.png")
+    return 0
+
+
+def _solve_distributed(case, args) -> int:
+    """``mpirun -n N dfem solve``: every rank solves its part; rank 0 reports."""
+    from dfem.distributed import world
+    from dfem.problems.case_distributed import solve_distributed
+
+    report = solve_distributed(case, args.out, args.method)
+    if world().Get_rank() == 0:
+        print_table(report)
+        if args.out:
+            print(f"wrote {args.out}/report.json, solution.pvtu ({report['ranks']} pieces "
+                  "solution_*.vtu) and solution.png")
     return 0
 
 
@@ -209,7 +226,7 @@ def _close_progress_bars() -> None:
 
 def _fail(prefix: str, exc: BaseException, status: int) -> int:
     text = " ".join(str(exc).split()) or type(exc).__name__
-    print(f"dfem: {prefix}{text}", file=sys.stderr, flush=True)
+    print(f"dfem: {rank_label()}{prefix}{text}", file=sys.stderr, flush=True)
     return status
 
 
@@ -226,10 +243,29 @@ def main(argv=None) -> int:
     - 130: interrupted (Ctrl-C, SIGINT).
 
     Every error is one line on stderr, ``dfem: ...``, without a traceback. The output
-    folder (``--out``) is checked before the command starts.
+    folder (``--out``) is checked before the command starts. Under ``mpirun`` each rank
+    reports its own error (``dfem: [rank r of n] ...``); a rank that fails while the others
+    go on stops the whole run rather than leave them waiting
+    (:func:`dfem.distributed.comm.settle_ranks`).
     """
     try:
+        status = _run(argv)
+    except Exception:
+        if not launched_by_mpirun():
+            raise
+        import traceback
+
+        traceback.print_exc()  # a bug, not a user's mistake: the traceback is the report
+        status = 1
+    return settle_ranks(status)
+
+
+def _run(argv) -> int:
+    try:
         args = build_parser().parse_args(argv)
+        if launched_by_mpirun() and args.run is not _solve:
+            raise DfemError("under mpirun only dfem solve runs (distributed); run the other "
+                            "commands on one process.")
         out = getattr(args, "out", None)
         if out is not None:
             check_output_folder(out)

@@ -27,7 +27,7 @@ APPLICATIONS = ("dfem.surrogates", "dfem.segmentation", "dfem.inverse", "dfem.de
 #: The FEM core, from the mesh to post-processing; ``dfem`` itself (the package root)
 #: counts too, since importing any dfem module runs it first.
 CORE = ("dfem.mesh", "dfem.basis", "dfem.quadrature", "dfem.assembly", "dfem.solvers",
-        "dfem.problems", "dfem.validation")
+        "dfem.distributed", "dfem.problems", "dfem.validation")
 
 
 def module_files() -> dict[str, Path]:

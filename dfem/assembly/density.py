@@ -211,7 +211,7 @@ def element_residuals(points: PointSet, P: torch.Tensor, with_values: bool) -> t
     """``R_e[n, a * d + i] = sum_q w Phi[a, alpha] P[i, alpha]``."""
     Phi = points.basis_table(with_values)
     Re = torch.einsum("nqaz,nqiz->nai", Phi, P * points.weights[..., None, None])
-    return Re.reshape(Re.shape[0], -1)
+    return Re.flatten(1)
 
 
 def element_tangents(points: PointSet, H: torch.Tensor, with_values: bool) -> torch.Tensor:

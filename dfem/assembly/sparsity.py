@@ -90,6 +90,10 @@ class SparsityPattern:
     locate : callable or None
         ``locate()`` gives :attr:`points`, computed on first use (only a direct solve
         needs them).
+    partition : Partition or None
+        For a space on one rank's part of a mesh (:mod:`dfem.distributed`): its matrices
+        are that rank's parts of a distributed matrix, which only ``method="petsc"``
+        solves.
     """
 
     n: int
@@ -97,6 +101,7 @@ class SparsityPattern:
     indices: torch.Tensor
     scatter: torch.Tensor | None = None
     locate: Callable[[], np.ndarray | None] | None = None
+    partition: object = None
 
     @cached_property
     def points(self) -> np.ndarray | None:
@@ -289,7 +294,8 @@ class RestrictedPattern:
             pattern=SparsityPattern(
                 n=n_free, indptr=indptr, indices=new_number[cols[ff]],
                 locate=None if pattern.locate is None else
-                functools.partial(_restricted_points, pattern, free.cpu().numpy())),
+                functools.partial(_restricted_points, pattern, free.cpu().numpy()),
+                partition=pattern.partition),
             ff=ff,
             fd=fd,
             fd_rows=new_number[rows[fd]],

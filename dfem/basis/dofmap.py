@@ -120,6 +120,8 @@ def shared_pattern(space) -> SparsityPattern:
 
         pattern = SparsityPattern.from_cell_dofs(space.cell_dofs, space.n_dofs)
         pattern.locate = functools.partial(_dof_points, space)
+        # a space on one rank's part of a mesh: its matrices are parts of a distributed one
+        pattern.partition = getattr(getattr(space, "mesh", None), "partition", None)
         space._shared["pattern"] = pattern
     return space._shared["pattern"]
 

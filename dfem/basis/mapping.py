@@ -178,7 +178,7 @@ def against_basis(at_q: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
 def basis_products(values: torch.Tensor) -> torch.Tensor:
     """``values[(e,) q, a] values[(e,) q, b]`` as (..., n_q, n_basis**2) (mass integrands)."""
     products = values[..., :, None] * values[..., None, :]
-    return products.reshape(*values.shape[:-1], -1)
+    return products.flatten(-2)
 
 
 def jacobians(vertex_coords: torch.Tensor, geo_grads: torch.Tensor) -> torch.Tensor:

@@ -32,7 +32,9 @@ COMPONENT_NAMES = {"x": 0, "y": 1, "z": 2, "ux": 0, "uy": 1, "uz": 2}
 def interleave(scalar_dofs: torch.Tensor, d: int) -> torch.Tensor:
     """Vector dofs ``s * d + i`` of scalar dofs ``s`` (..., n) as (..., n * d), component last."""
     comps = torch.arange(d, device=scalar_dofs.device)
-    return (scalar_dofs[..., :, None] * d + comps).reshape(*scalar_dofs.shape[:-1], -1)
+    # the size spelled out: an empty set of facets (none on this rank) has no -1 to infer
+    return (scalar_dofs[..., :, None] * d + comps).reshape(
+        *scalar_dofs.shape[:-1], scalar_dofs.shape[-1] * d)
 
 
 class VectorSpace:

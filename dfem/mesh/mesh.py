@@ -204,6 +204,10 @@ class Mesh:
         """A copy of the mesh with its nodes on another device or dtype (topology shared)."""
         return self.with_nodes(self.nodes.to(device=device, dtype=dtype), check=False)
 
+    #: The :class:`~dfem.distributed.partition.Partition` this mesh is one rank's part of
+    #: (set by :func:`dfem.distributed.distribute`), or None for a whole mesh.
+    partition = None
+
     _TABLES = ("edge_table", "face_table", "facet_neighbours", "boundary_facet_numbers")
 
     def with_nodes(self, nodes: torch.Tensor, *, check: bool = True) -> Mesh:
@@ -222,6 +226,7 @@ class Mesh:
         moved.cell_type = self.cell_type
         moved.boundaries = self.boundaries
         moved.point_tags = self.point_tags
+        moved.partition = self.partition
         for name in self._TABLES:
             if name in self.__dict__:
                 moved.__dict__[name] = self.__dict__[name]

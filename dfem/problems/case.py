@@ -126,9 +126,11 @@ class Case:
             return self.space().mesh
         return build_mesh(self.data, self.path)
 
-    def space(self, level: int = 0):
-        """The function space, refined ``level`` times (see :mod:`dfem.problems.domain`)."""
-        return build_space(self.data, self.path, level, vector=self.elastic)
+    def space(self, level: int = 0, distributed: bool = False):
+        """The function space, refined ``level`` times (see :mod:`dfem.problems.domain`);
+        with ``distributed``, on this MPI rank's part of the mesh."""
+        return build_space(self.data, self.path, level, vector=self.elastic,
+                           distributed=distributed)
 
     def cell_tags(self, space) -> dict:
         """``{tag: cell numbers}`` of ``space``'s mesh: the mesh file's cell tags (gmsh
@@ -236,12 +238,14 @@ class Case:
                 f'(problem.type = "neo-hookean", or problem.nonlinear = true); this linear '
                 f"problem is solved in one linear solve: drop it."
             )
-        petsc_only = [k for k in ("ksp_type", "pc_type") if k in solver]
+        petsc_only = [k for k in ("ksp_type", "pc_type", "petsc_options") if k in solver]
         if petsc_only and method != "petsc":
             raise DfemError(f'solver.{petsc_only[0]} applies to method = "petsc" only; set '
                             f'solver.method = "petsc" or drop it.')
         keys = ("rtol", "maxiter", *energy_only, *newton_only, *petsc_only)
         options = {k: solver[k] for k in keys if k in solver}
+        if "petsc_options" in options:
+            options["options"] = options.pop("petsc_options")
         return {"method": method, **options}
 
     # ------------------------------------------------------------------ run

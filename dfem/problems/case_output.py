@@ -57,6 +57,21 @@ def coefficient_fields(case, problem) -> tuple[dict, dict]:
     return point, cell
 
 
+def solution_fields(case, problem, u, fields=None) -> tuple[dict, dict]:
+    """``(point_data, cell_data)`` of the output files: the solution (``u``, or the
+    ``displacement`` and the ``von_mises`` stress per cell) beside the coefficients
+    (``fields``, :func:`coefficient_fields` if already evaluated)."""
+    point_data, cell_data = coefficient_fields(case, problem) if fields is None else fields
+    u = u.detach()
+    if case.elastic:
+        from dfem.problems.elastic_case import elastic_fields
+
+        displacement, von_mises = elastic_fields(problem, u)
+        return ({"displacement": displacement, **point_data},
+                {**cell_data, "von_mises": von_mises})
+    return {"u": problem.space.vertex_values(u), **point_data}, cell_data
+
+
 def write_solution(case, out, problem, u, fields=None) -> None:
     """``solution.vtu`` and ``solution.png`` under ``out`` (created if missing);
     ``fields`` is :func:`coefficient_fields` if already evaluated."""
@@ -65,16 +80,8 @@ def write_solution(case, out, problem, u, fields=None) -> None:
 
     out = Path(out)
     space = problem.space
-    point_data, cell_data = coefficient_fields(case, problem) if fields is None else fields
     u = u.detach()
-    if case.elastic:
-        from dfem.problems.elastic_case import elastic_fields
-
-        displacement, von_mises = elastic_fields(problem, u)
-        point_data = {"displacement": displacement, **point_data}
-        cell_data = {**cell_data, "von_mises": von_mises}
-    else:
-        point_data = {"u": space.vertex_values(u), **point_data}
+    point_data, cell_data = solution_fields(case, problem, u, fields)
     out.mkdir(parents=True, exist_ok=True)
     write_mesh(out / "solution.vtu", space.mesh, point_data=point_data,
                cell_data=cell_data or None, vectors=("displacement",) if case.elastic else ())

@@ -44,7 +44,7 @@ _KNOWN = {
     "nurbs": NURBS_KEYS,
     "exact": {"u", "l2_error_max"},
     "solver": {"method", "rtol", "maxiter", "optimizer", "lr", "load_steps", "max_iter",
-               "ksp_type", "pc_type"},
+               "ksp_type", "pc_type", "petsc_options"},
     "output": {"probes"},
     "time": TIME_KEYS,
     "initial": {"u"},
@@ -157,6 +157,10 @@ _TYPES = {
                              'a PETSc KSP type such as "cg" or "gmres"'),
     ("solver", "pc_type"): (lambda v: isinstance(v, str) and v.isidentifier(),
                             'a PETSc PC type such as "gamg" or "cholesky"'),
+    ("solver", "petsc_options"): (
+        lambda v: isinstance(v, dict) and all(
+            isinstance(k, str) and isinstance(x, (str, int, float, bool)) for k, x in v.items()),
+        'a table of PETSc options without the leading dash, e.g. { pc_gamg_threshold = 0.02 }'),
     ("solver", "optimizer"): (
         lambda v: v in ("lbfgs", "torch-lbfgs", "adam"),
         '"lbfgs", "torch-lbfgs" or "adam"',

@@ -113,7 +113,19 @@ def _condition_parts(space, conditions: dict):
 
 def fixed_by_tag(space, conditions: dict) -> dict:
     """``{tag: dofs}``: the dofs each condition fixes, a dof shared by two tags going to the
-    tag listed later (the one whose value it takes)."""
+    tag listed later (the one whose value it takes). On one rank's part of a distributed
+    mesh, the rank's dofs among those the conditions fix on the whole mesh."""
+    from dfem.distributed.dofs import distribution
+
+    dist = distribution(space)
+    if dist is not None:
+        numbers = dist.global_dofs
+        out = {}
+        for tag, dofs in fixed_by_tag(dist.global_space, conditions).items():
+            mask = torch.zeros(dist.n_global, dtype=torch.bool, device=space.device)
+            mask[dofs] = True
+            out[tag] = torch.nonzero(mask[numbers]).ravel()
+        return out
     owner = torch.full((space.n_dofs,), -1, dtype=torch.int64, device=space.device)
     for k, _, dofs, _ in _condition_parts(space, conditions):
         owner[dofs] = k
@@ -121,7 +133,21 @@ def fixed_by_tag(space, conditions: dict) -> dict:
 
 
 def dirichlet_data(space, conditions: dict, scale=1.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """The Dirichlet dofs (sorted) and a full vector holding ``scale * u_D`` (zero elsewhere)."""
+    """The Dirichlet dofs (sorted) and a full vector holding ``scale * u_D`` (zero elsewhere).
+
+    On one rank's part of a distributed mesh the conditions are those of the whole mesh,
+    restricted to the rank's dofs: a dof on a tagged facet of another rank's cell is fixed
+    here too, with the same value, so all ranks solve for the same free dofs.
+    """
+    from dfem.distributed.dofs import distribution
+
+    dist = distribution(space)
+    if dist is not None:
+        fixed, full = dirichlet_data(dist.global_space, conditions, scale)
+        mask = torch.zeros(dist.n_global, dtype=torch.bool, device=space.device)
+        mask[fixed] = True
+        numbers = dist.global_dofs
+        return torch.nonzero(mask[numbers]).ravel(), full[numbers]
     full = torch.zeros(space.n_dofs, dtype=space.dtype, device=space.device)
     mask = torch.zeros(space.n_dofs, dtype=torch.bool, device=space.device)
     for _, tag, dofs, (value_space, value, value_dofs, label) in _condition_parts(

@@ -103,7 +103,8 @@ def space_cell_tags(data: dict, case_path: Path | None, space):
     """
     from dfem.problems.subdomains import CellTags, refine_cell_tags
 
-    n_cells = space.mesh.n_cells
+    part = space.mesh.partition  # one rank's part: the tags of the whole mesh, restricted
+    n_cells = space.mesh.n_cells if part is None else part.global_mesh.n_cells
     file = mesh_file(data, case_path)
     if file is None or is_nurbs(data):
         what = "the NURBS patch" if is_nurbs(data) else "the generated mesh ([mesh] n, x, y)"
@@ -119,7 +120,11 @@ def space_cell_tags(data: dict, case_path: Path | None, space):
             f"the space has {n_cells} cells, which is not the {mesh.n_cells} cells of "
             f"{file.name} refined a whole number of times; build it with Case.space(level)."
         )
-    return CellTags(refine_cell_tags(tags, mesh.dim, level), n_cells, file.name)
+    tags = refine_cell_tags(tags, mesh.dim, level)
+    if part is not None:
+        tags = {name: part.local_cells(cells) for name, cells in tags.items()}
+        n_cells = space.mesh.n_cells
+    return CellTags(tags, n_cells, file.name)
 
 
 def bilinear_map(corners, st):
@@ -146,9 +151,14 @@ def bilinear_map(corners, st):
     return (1 - s) * (1 - t) * c[0] + s * (1 - t) * c[1] + s * t * c[2] + (1 - s) * t * c[3]
 
 
-def build_space(data: dict, case_path: Path | None = None, level: int = 0, vector=False):
+def build_space(data: dict, case_path: Path | None = None, level: int = 0, vector=False,
+                distributed: bool = False):
     """The case's function space, refined ``level`` times; with ``vector``, one component
-    per dimension (``shape=(dim,)``, dofs interleaved per node)."""
+    per dimension (``shape=(dim,)``, dofs interleaved per node); with ``distributed``, on
+    this MPI rank's part of the mesh (:func:`dfem.distributed.distribute`)."""
+    if is_nurbs(data) and distributed:
+        raise DfemError('element = "nurbs" does not run distributed (a patch is not '
+                        "partitioned): run the case on one process.")
     if is_nurbs(data):
         from dfem.basis.nurbs.space import IsogeometricSpace
 
@@ -169,6 +179,10 @@ def build_space(data: dict, case_path: Path | None = None, level: int = 0, vecto
 
         # after refinement, so that every level's cells are distorted, not just the coarse ones
         mesh = perturb_interior(mesh, data["mesh"]["perturb"], seed=level)
+    if distributed:
+        from dfem.distributed import distribute
+
+        mesh = distribute(mesh)
     default = linear_element(mesh.cell_type)
     shape = (mesh.nodes.shape[1],) if vector else ()
     return FunctionSpace(mesh, data.get("element", default), shape=shape)

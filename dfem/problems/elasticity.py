@@ -164,7 +164,7 @@ def _linear_elastic_kernel(problem):
     if b is not None:
         Fe = torch.einsum("eqi,qa->eai" if g.values.ndim == 2 else "eqi,eqa->eai",
                           (b * w[..., None]).expand(*w.shape, d), g.values)
-        F = add_at(F, space.cell_dofs, Fe.reshape(Fe.shape[0], -1))
+        F = add_at(F, space.cell_dofs, Fe.flatten(1))
     for term in problem.boundary:
         if term.density not in (traction_work, boundary_stress_work):
             return None
@@ -174,7 +174,7 @@ def _linear_elastic_kernel(problem):
         tw = (t * pts.weights[..., None]).expand(*pts.weights.shape, d) * scale
         per_facet = "fqa" if pts.values.ndim == 3 else "qa"
         Fe = torch.einsum(f"fqi,{per_facet}->fai", tw, pts.values)
-        F = add_at(F, interleave(pts.dofs, d), Fe.reshape(Fe.shape[0], -1))
+        F = add_at(F, interleave(pts.dofs, d), Fe.flatten(1))
     return values, F
 
 

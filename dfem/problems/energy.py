@@ -41,6 +41,7 @@ from dfem.assembly.density import (
 from dfem.assembly.forms import matvec
 from dfem.assembly.sparsity import add_at
 from dfem.basis.vector import interleave
+from dfem.distributed.dofs import distribution
 from dfem.exceptions import DfemError
 from dfem.problems.dirichlet import dirichlet_data
 from dfem.problems.energy_terms import (
@@ -53,6 +54,12 @@ from dfem.problems.energy_terms import (
 from dfem.solvers.amg import space_amg_options, with_rigid_body_modes
 from dfem.solvers.implicit import implicit_solution, reaches_a_leaf
 from dfem.solvers.linear import factorize, info_snapshot
+
+
+def _mpi_min():
+    from mpi4py import MPI
+
+    return MPI.MIN
 
 
 class EnergyProblem:
@@ -299,7 +306,11 @@ class EnergyProblem:
         if not (bool(torch.isfinite(first).all()) and bool(torch.isfinite(second).all())):
             return False
         scale = float(first.abs().max()) if first.numel() else 0.0
-        return bool((first - second).abs().max() <= 1e-10 * max(scale, 1e-300))
+        quadratic = bool((first - second).abs().max() <= 1e-10 * max(scale, 1e-300))
+        dist = distribution(self.space)
+        # every rank must take the same path (a linear solve or Newton)
+        return quadratic if dist is None else bool(dist.partition.comm.allreduce(
+            int(quadratic), op=_mpi_min()))
 
     # ------------------------------------------------------------------ solve
     def solve(self, method: str = "direct", u0: torch.Tensor | None = None,
@@ -379,7 +390,7 @@ class EnergyProblem:
         return u
 
     def _factor_and_solve(self, restricted, values, b, method, solver_options):
-        if restricted.n == 0:
+        if restricted.n == 0 and distribution(self.space) is None:
             return None, b
         options = self._amg_options(method, solver_options, restricted.free_dofs)
         factor = factorize(restricted.pattern, values[restricted.ff], method,
@@ -387,8 +398,13 @@ class EnergyProblem:
         return factor, factor.forward_solve(b)
 
     def _amg_options(self, method, solver_options, free):
+        dist = distribution(self.space)
         if method == "petsc":  # GAMG with the rigid-body modes
-            return with_rigid_body_modes(self.space, solver_options, free)
+            options = with_rigid_body_modes(self.space, solver_options, free)
+            return options if dist is None else {**options, "distribution": dist.rows(free)}
+        if dist is not None:
+            raise DfemError(f"a problem on one rank's part of a distributed mesh is solved "
+                            f"by method='petsc' (all ranks together), not {method!r}.")
         if method != "amg":
             return solver_options
         return space_amg_options(self.space, solver_options, free)
@@ -399,12 +415,18 @@ class EnergyProblem:
             return u_fixed.index_put((free,), x.detach()) if factor is not None else u_fixed
         u_in = u_fixed.index_put((free,), x.detach())
         R = residual(u_in)[free]
-        return u_fixed.index_put((free,), implicit_solution(R, x, factor))
+        collective = distribution(self.space) is not None  # every rank's backward solves
+        return u_fixed.index_put((free,), implicit_solution(R, x, factor, collective))
 
     def _solve_newton(self, method, u0, load_steps, rtol, atol, max_iter, min_load_step,
                       solver_options):
         from dfem.solvers.newton_method import load_stepping
 
+        if distribution(self.space) is not None:
+            raise DfemError(
+                "Newton's method does not run distributed: a distributed solve takes a "
+                "quadratic energy (Poisson, linear elasticity, a quadratic density of your "
+                "own); solve this problem on one process.")
         t0 = time.perf_counter()
         fixed, _ = self.dirichlet_data()
         free = self.restricted_pattern(fixed).free_dofs  # the load factor keeps the dof set

@@ -31,6 +31,7 @@ from dfem.assembly.forms import (
     residual,
 )
 from dfem.basis.space import FunctionSpace
+from dfem.distributed.dofs import distribution
 from dfem.exceptions import DfemError
 from dfem.problems.energy import BoundaryTerm, EnergyProblem, register_kernel
 
@@ -200,7 +201,9 @@ class Poisson(EnergyProblem):
         return restricted, u_fixed, F[..., restricted.free_dofs] - lifted
 
     def _check_unique(self, fixed: torch.Tensor) -> None:
-        if len(fixed) == 0 and not self.robin and self.c is None:
+        dist = distribution(self.space)
+        n_fixed = len(fixed) if dist is None else dist.partition.comm.allreduce(len(fixed))
+        if n_fixed == 0 and not self.robin and self.c is None:
             raise DfemError(
                 "this problem has no Dirichlet or Robin condition and no reaction term c, so "
                 "its solution is defined only up to a constant (the matrix is singular). "

@@ -71,7 +71,8 @@ def reaches_a_leaf(tensor: torch.Tensor) -> bool:
     return bool(graph_leaves([tensor], first_only=True))
 
 
-def implicit_solution(residual: torch.Tensor, solution: torch.Tensor, factor) -> torch.Tensor:
+def implicit_solution(residual: torch.Tensor, solution: torch.Tensor, factor,
+                      collective: bool = False) -> torch.Tensor:
     """``solution`` (the root ``u*`` of ``residual``), differentiable through ``residual``.
 
     Parameters
@@ -83,7 +84,16 @@ def implicit_solution(residual: torch.Tensor, solution: torch.Tensor, factor) ->
         The converged ``u*``.
     factor
         A prepared solver of the tangent at ``u*`` (:func:`dfem.solvers.linear.factorize`).
+    collective : bool
+        The adjoint solve is one that every MPI rank makes together (a distributed
+        factor): the solution is differentiable on every rank, even where this rank's
+        residual has no entry or no parameter, so that every rank's backward pass reaches
+        the solve.
     """
-    if residual.numel() == 0 or not reaches_a_leaf(residual):
+    if collective:
+        anchor = torch.zeros(0, dtype=solution.dtype, device=solution.device,
+                             requires_grad=True)
+        residual = torch.cat([residual, anchor]) if residual.ndim == 1 else residual
+    elif residual.numel() == 0 or not reaches_a_leaf(residual):
         return solution
     return _ImplicitSolution.apply(residual, solution, factor)

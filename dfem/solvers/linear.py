@@ -246,6 +246,16 @@ def factorize(
       the rigid-body modes of a vector space's free dofs by itself;
     - ``max_coarse``: the size below which the coarsest level is solved directly (500).
     """
+    if getattr(pattern, "partition", None) is not None and method != "petsc":
+        raise DfemError(
+            "this matrix is one rank's part of a distributed problem (its space is on a mesh "
+            "from dfem.distributed.distribute), which only method='petsc' solves as a whole: "
+            f"use method='petsc', not {method!r}.")
+    if getattr(pattern, "partition", None) is not None and "distribution" not in amg_options:
+        raise DfemError(
+            "this matrix is one rank's part of a distributed problem: give "
+            "distribution=dfem.distributed.distribution(space).rows(free), the PETSc rows of "
+            "its free dofs (EnergyProblem.solve passes it by itself).")
     factor = _prepare(pattern, values, method, symmetric, rtol, atol, maxiter, **amg_options)
     factor.symmetric = bool(symmetric)
     factor.rtol = 0.0 if method == "direct" else float(rtol)
@@ -266,7 +276,8 @@ def _prepare(pattern, values, method, symmetric, rtol, atol, maxiter, **amg_opti
     if method == "petsc":
         from dfem.solvers.petsc import PetscFactor
 
-        unknown = set(amg_options) - {"ksp_type", "pc_type", "options", "near_nullspace"}
+        unknown = set(amg_options) - {"ksp_type", "pc_type", "options", "near_nullspace",
+                                      "distribution"}
         if unknown:
             raise DfemError(f"unknown option(s) {', '.join(sorted(unknown))} for method="
                             "'petsc'; it takes ksp_type, pc_type, options (a dict of PETSc "

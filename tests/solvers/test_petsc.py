@@ -130,8 +130,15 @@ def test_bad_options_and_a_solve_that_stops_short():
         sparse_solve(space.pattern, torch.ones(space.pattern.nnz, dtype=torch.float64),
                      torch.ones(space.n_dofs, dtype=torch.float64), method="petsc",
                      symmetric=False)
-    with pytest.raises(ConvergenceError, match="stopped short"):
+    with pytest.raises(ConvergenceError, match="stopped short.*DIVERGED_MAX_IT"):
         problem.solve(method="petsc", pc_type="none", maxiter=2, rtol=1e-12)
+    with pytest.raises(DfemError, match="did not use the option.*pc_gamg_treshold"):
+        problem.solve(method="petsc", options={"pc_gamg_treshold": 0.02})  # misspelt
+    with pytest.raises(DfemError, match="could not set up cg \\+ no_such_pc"):
+        problem.solve(method="petsc", pc_type="no_such_pc")
+    # a known option is used and changes nothing but the preconditioner
+    u = problem.solve(method="petsc", options={"pc_gamg_threshold": 0.02}, rtol=1e-12)
+    assert float((u - problem.solve()).abs().max()) <= 1e-9
 
 
 def test_case_file_options_of_petsc_need_the_petsc_method(tmp_path, capsys):
@@ -140,6 +147,13 @@ def test_case_file_options_of_petsc_need_the_petsc_method(tmp_path, capsys):
     status = main(["solve", "poisson_sine", "--set", "solver.ksp_type=gmres"])
     assert status == 2
     assert 'solver.ksp_type applies to method = "petsc" only' in capsys.readouterr().err
+    status = main(["solve", "poisson_sine", "--set", "solver.petsc_options={ a = 1 }"])
+    assert status == 2
+    assert 'solver.petsc_options applies to method = "petsc" only' in capsys.readouterr().err
+    status = main(["solve", "poisson_sine", "--set", "solver.method=petsc", "--set",
+                   "solver.petsc_options=[1, 2]"])
+    assert status == 2
+    assert "solver.petsc_options" in capsys.readouterr().err
 
 
 @needs_petsc
