@@ -18,6 +18,7 @@ import scipy.sparse as sp
 import torch
 
 from dfem.exceptions import DfemError
+from dfem.mesh.entities import unique_inverse
 
 
 def add_at(target: torch.Tensor, index: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
@@ -50,28 +51,9 @@ def add_at(target: torch.Tensor, index: torch.Tensor, values: torch.Tensor) -> t
 
 def _unique_keys(dofs: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Sorted unique keys ``row * n + col`` of all element entries and, for each entry
-    ``(e, a, b)`` flattened, the index of its key (rows ``dofs[e, a]``, cols ``dofs[e, b]``).
-
-    The fast path packs each key with its entry number into one int64 and sorts
-    once, in place (numpy's vectorised sort of plain integers is several times
-    faster than an argsort); when the bits do not fit it falls back to ``np.unique``.
-    """
-    keys = (dofs[:, :, None] * n + dofs[:, None, :]).ravel()
-    count = len(keys)
-    index_bits = max(int(count - 1).bit_length(), 1)
-    if int(n * n - 1).bit_length() + index_bits > 63:
-        return np.unique(keys, return_inverse=True)
-    keys <<= index_bits
-    keys |= np.arange(count, dtype=np.int64)
-    keys.sort()
-    order = keys & ((1 << index_bits) - 1)
-    keys >>= index_bits
-    first = np.empty(count, dtype=bool)
-    first[:1] = True
-    np.not_equal(keys[1:], keys[:-1], out=first[1:])
-    inverse = np.empty(count, dtype=np.int64)
-    inverse[order] = np.cumsum(first) - 1
-    return keys[first], inverse
+    ``(e, a, b)`` flattened, the index of its key (rows ``dofs[e, a]``, cols ``dofs[e, b]``),
+    by :func:`dfem.mesh.entities.unique_inverse`."""
+    return unique_inverse((dofs[:, :, None] * n + dofs[:, None, :]).ravel(), n * n)
 
 
 @dataclass

@@ -8,6 +8,38 @@ from dataclasses import dataclass
 import numpy as np
 
 
+def unique_inverse(keys: np.ndarray, bound: int) -> tuple[np.ndarray, np.ndarray]:
+    """The sorted distinct values of the int64 ``keys`` (all in ``[0, bound)``) and, for
+    each key, the index of its value: ``unique[inverse] == keys``. ``keys`` is overwritten.
+
+    The fast path packs each key with its position into one int64 and sorts once, in
+    place: numpy's sort of plain integers is several times faster than an argsort. The
+    packed keys are distinct, so a stable sort gives the same order, and numpy's is the
+    faster one here, as keys from cells come in runs that it merges (the pattern of P1 on
+    32^3 Kuhn tetrahedra, 3.1M keys: 0.03 s against 0.21 s; 0.13 s against 0.21 s with the
+    cells shuffled; 0.04 s against 0.08 s on a gmsh mesh). When the bits do not fit, a
+    stable argsort, also several times faster than ``np.unique``'s (Q1 on 100^3
+    hexahedra, 64M keys: 1.8 s against 16 s).
+    """
+    count = len(keys)
+    index_bits = max(int(count - 1).bit_length(), 1)
+    if int(max(bound, 1) - 1).bit_length() + index_bits > 63:
+        order = np.argsort(keys, kind="stable")
+        keys = keys[order]
+    else:
+        keys <<= index_bits
+        keys |= np.arange(count, dtype=np.int64)
+        keys.sort(kind="stable")
+        order = keys & ((1 << index_bits) - 1)
+        keys >>= index_bits
+    first = np.empty(count, dtype=bool)
+    first[:1] = True
+    np.not_equal(keys[1:], keys[:-1], out=first[1:])
+    inverse = np.empty(count, dtype=np.int64)
+    inverse[order] = np.cumsum(first) - 1
+    return keys[first], inverse
+
+
 def _row_keys(rows: np.ndarray, n: int) -> list[np.ndarray]:
     """Columns of int64 keys, one per pair of vertex numbers, that order rows lexicographically."""
     rows = rows.reshape(-1, rows.shape[-1])
@@ -19,7 +51,8 @@ def _unique_rows(rows: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Unique rows of ``rows`` (m, k) of vertex numbers below ``n``, sorted, and the inverse."""
     keys = _row_keys(rows, n)
     if len(keys) == 1:  # a 1D unique of one int64 key is much faster than a lexsort
-        unique, inverse = np.unique(keys[0], return_inverse=True)
+        unique, inverse = unique_inverse(keys[0].astype(np.int64),
+                                         n * n if rows.shape[-1] > 1 else n)
         first = np.empty(len(unique), dtype=np.int64)
         first[inverse[::-1]] = np.arange(len(inverse))[::-1]
         return rows.reshape(-1, rows.shape[-1])[first], inverse
