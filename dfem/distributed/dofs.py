@@ -165,9 +165,10 @@ class DofDistribution:
             counts = np.bincount(self.owner[free_global], minlength=self.partition.size)
             rank = self.partition.rank
             rows = row_of[self._numbers[local_free.numpy()]]
-            if (rows < 0).any():
-                raise DfemError("a dof that this rank leaves free is fixed on another rank; "
-                                "give every rank the same Dirichlet conditions.")
+            # decided together, so that no rank goes on to the solve alone
+            if self.partition.comm.allreduce(int((rows < 0).any())):
+                raise DfemError("a dof that one rank leaves free is fixed on another; give "
+                                "every rank the same Dirichlet conditions.")
             self._rows.clear()
             self._rows[key] = PetscRows(self.partition.comm, rows, int(counts[rank]),
                                         int(counts[:rank].sum()), len(order))

@@ -79,7 +79,7 @@ def _run(case, stage, comm) -> dict:
     if exact is not None:
         local = errors(space, u, exact)
         err = {k: math.sqrt(comm.allreduce(v * v)) for k, v in local.items()}
-    error_s = time.perf_counter() - t2 if exact is not None else None
+    error_s = comm.allreduce(time.perf_counter() - t2, op=_max()) if exact is not None else None
     info = problem.last_solve.get("info")
     report = {
         "case": case.name,

@@ -218,3 +218,25 @@ def test_the_example_of_docs_distributed_runs_as_written(tmp_path):
         u = problem.solve()
     assert printed == pytest.approx(float((u**2).sum()), rel=1e-8)
     assert energy == pytest.approx(float(problem.energy(u)), rel=1e-8)
+
+
+def test_ranks_that_disagree_on_the_fixed_dofs_all_stop(tmp_path):
+    script = tmp_path / "disagree.py"
+    script.write_text(
+        "import torch\n"
+        "import dfem\n"
+        "from mpi4py import MPI\n"
+        "from dfem.distributed import Partition, distribution\n"
+        "from dfem.exceptions import DfemError\n"
+        "part = Partition(dfem.mesh.rectangle(4, 4))\n"
+        "dist = distribution(dfem.FunctionSpace(part.mesh, 'Q1'))\n"
+        "free = torch.arange(len(dist.global_dofs))\n"
+        "if part.rank == 1:\n"
+        "    free = free[free != int(torch.nonzero(~dist.owned)[0])]  # fixes a shared dof\n"
+        "try:\n"
+        "    dist.rows(free)\n"
+        "except DfemError as exc:\n"
+        "    print('refused:', exc)\n")
+    run = mpirun(sys.executable, "-m", "mpi4py", str(script), timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.stdout.count("refused: a dof that one rank leaves free") == RANKS
