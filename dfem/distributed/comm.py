@@ -14,18 +14,17 @@ import torch
 
 from dfem.exceptions import DfemError
 
-__all__ = ["allreduce_sum", "launched_by_mpirun", "rank_label", "settle_ranks", "world",
-           "world_size"]
+__all__ = ["allreduce", "allreduce_sum", "launched_by_mpirun", "rank_label", "settle_ranks",
+           "world", "world_size"]
 
 #: Environment variables in which launchers give the number of processes.
-_SIZE_VARIABLES = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS",
-                   "SLURM_NTASKS")
+_SIZE_VARIABLES = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE")
 
 
 def world_size() -> int:
     """The number of processes the launcher started (1 without a launcher), read from the
     environment."""
-    for name in _SIZE_VARIABLES[:3]:
+    for name in _SIZE_VARIABLES:
         value = os.environ.get(name)
         if value and value.isdigit():
             return int(value)
@@ -89,6 +88,14 @@ def world():
             "(it uses the system's MPI; see docs/distributed.md)."
         ) from exc
     return MPI.COMM_WORLD
+
+
+def allreduce(value, op: str, comm):
+    """``value`` (a number) reduced over the ranks of ``comm`` by ``op``: "sum", "max" or
+    "min"."""
+    from mpi4py import MPI
+
+    return comm.allreduce(value, op={"sum": MPI.SUM, "max": MPI.MAX, "min": MPI.MIN}[op])
 
 
 class _AllreduceSum(torch.autograd.Function):

@@ -96,10 +96,9 @@ class DofDistribution:
         self.partition = partition
         d = space.n_components
         shape = (d,) if hasattr(space, "scalar") else ()
-        global_scalar = FunctionSpace(partition.global_mesh, scalar.element.name,
-                                      scalar.quadrature_degree)
-        self.global_space = global_scalar if not shape else FunctionSpace(
-            partition.global_mesh, scalar.element.name, scalar.quadrature_degree, shape=shape)
+        self.global_space = FunctionSpace(partition.global_mesh, scalar.element.name,
+                                          scalar.quadrature_degree, shape=shape)
+        global_scalar = getattr(self.global_space, "scalar", self.global_space)
         local_cell_dofs = scalar.dofmap.cell_dofs
         global_cell_dofs = global_scalar.dofmap.cell_dofs[partition.cells]
         numbers = np.full(scalar.n_dofs, -1, dtype=np.int64)
@@ -138,6 +137,12 @@ class DofDistribution:
         is ``sum_i u_i^2`` over the whole problem."""
         rank = self.partition.rank
         return torch.as_tensor(self.owner[self._numbers] == rank, device=self.global_dofs.device)
+
+    def local(self, global_dofs: torch.Tensor) -> torch.Tensor:
+        """The local numbers (sorted) of this rank's dofs among ``global_dofs``."""
+        mask = torch.zeros(self.n_global, dtype=torch.bool, device=self.global_dofs.device)
+        mask[global_dofs] = True
+        return torch.nonzero(mask[self.global_dofs]).ravel()
 
     def global_mask(self, local_mask: torch.Tensor) -> np.ndarray:
         """The logical or over the ranks of a per-local-dof mask, as a global mask (bool,

@@ -16,7 +16,19 @@ import torch
 
 from dfem.fileio import write_atomically
 
-__all__ = ["gather_solution", "write_pvtu"]
+__all__ = ["gather", "gather_solution", "write_pvtu"]
+
+
+def gather(comm, numbers, values, size: int, root: int = 0) -> np.ndarray | None:
+    """The whole array (``size`` entries) on ``root`` (None on the other ranks) from every
+    rank's ``values`` at its global ``numbers``: ``whole[numbers] = values``."""
+    parts = comm.gather((np.asarray(numbers), np.asarray(values)), root=root)
+    if comm.Get_rank() != root:
+        return None
+    whole = np.zeros(size, dtype=np.float64)
+    for part_numbers, part_values in parts:
+        whole[part_numbers] = part_values
+    return whole
 
 
 def gather_solution(space, u: torch.Tensor, root: int = 0) -> torch.Tensor | None:
@@ -25,14 +37,9 @@ def gather_solution(space, u: torch.Tensor, root: int = 0) -> torch.Tensor | Non
     from dfem.distributed.dofs import distribution
 
     dist = distribution(space)
-    comm = dist.partition.comm
-    parts = comm.gather((dist.global_dofs.cpu().numpy(), u.detach().cpu().numpy()), root=root)
-    if comm.Get_rank() != root:
-        return None
-    full = np.zeros(dist.n_global, dtype=np.float64)
-    for numbers, values in parts:
-        full[numbers] = values
-    return torch.as_tensor(full, dtype=u.dtype, device=u.device)
+    whole = gather(dist.partition.comm, dist.global_dofs.cpu().numpy(),
+                   u.detach().cpu().numpy(), dist.n_global, root)
+    return None if whole is None else torch.as_tensor(whole, dtype=u.dtype, device=u.device)
 
 
 def _declarations(piece: Path) -> dict:

@@ -157,6 +157,9 @@ class Partition:
                             f"0..{self.size - 1}.")
         self.cell_owner = owner
         self.cells = np.nonzero(owner == self.rank)[0]
+        # the local number of every global cell (-1: another rank's)
+        self._local_cell_number = np.full(mesh.n_cells, -1, dtype=np.int64)
+        self._local_cell_number[self.cells] = np.arange(len(self.cells))
         node_owner = np.full(mesh.n_nodes, self.size, dtype=np.int64)
         np.minimum.at(node_owner, mesh.cells_np.ravel(),
                       np.repeat(owner, mesh.cells_np.shape[1]))
@@ -171,8 +174,7 @@ class Partition:
         self.node_numbers = np.nonzero(used)[0]
         local_number = np.full(mesh.n_nodes, -1, dtype=np.int64)
         local_number[self.node_numbers] = np.arange(len(self.node_numbers))
-        mine = np.zeros(mesh.n_cells, dtype=bool)
-        mine[self.cells] = True
+        mine = self._local_cell_number >= 0
         boundaries = {}
         for name in [*mesh.boundaries, *(() if "boundary" in mesh.boundaries else ("boundary",))]:
             ids = mesh.boundary_facet_ids(name)
@@ -189,9 +191,7 @@ class Partition:
 
     def local_cells(self, global_cells) -> np.ndarray:
         """The local numbers of those of ``global_cells`` that this rank owns."""
-        local_number = np.full(self.global_mesh.n_cells, -1, dtype=np.int64)
-        local_number[self.cells] = np.arange(len(self.cells))
-        numbers = local_number[np.asarray(global_cells, dtype=np.int64)]
+        numbers = self._local_cell_number[np.asarray(global_cells, dtype=np.int64)]
         return numbers[numbers >= 0]
 
     def __repr__(self) -> str:

@@ -23,6 +23,7 @@ import time
 import numpy as np
 import torch
 
+from dfem.distributed.comm import allreduce
 from dfem.exceptions import DfemError
 
 #: Report entries summed over the ranks; the maxima; the per-tag force vectors summed.
@@ -70,7 +71,7 @@ def _run(case, stage, comm) -> dict:
     exact = case.exact()
     options = case.solver_options("petsc")
     fields = case_output.coefficient_fields(case, problem) if stage is not None else None
-    setup_s = comm.allreduce(time.perf_counter() - t0, op=_max())
+    setup_s = allreduce(time.perf_counter() - t0, "max", comm)
     t1 = time.perf_counter()
     u = problem.solve(**options)
     solve_wall = time.perf_counter() - t1
@@ -79,7 +80,7 @@ def _run(case, stage, comm) -> dict:
     if exact is not None:
         local = errors(space, u, exact)
         err = {k: math.sqrt(comm.allreduce(v * v)) for k, v in local.items()}
-    error_s = comm.allreduce(time.perf_counter() - t2, op=_max()) if exact is not None else None
+    error_s = allreduce(time.perf_counter() - t2, "max", comm) if exact is not None else None
     info = problem.last_solve.get("info")
     report = {
         "case": case.name,
@@ -92,8 +93,8 @@ def _run(case, stage, comm) -> dict:
         "ranks": size,
         "iterations": getattr(info, "iterations", None),
         "setup_s": setup_s,
-        "assemble_s": comm.allreduce(problem.last_solve.get("assemble_s", 0.0), op=_max()),
-        "solve_s": comm.allreduce(problem.last_solve.get("solve_s", solve_wall), op=_max()),
+        "assemble_s": allreduce(problem.last_solve.get("assemble_s", 0.0), "max", comm),
+        "solve_s": allreduce(problem.last_solve.get("solve_s", solve_wall), "max", comm),
         "error_s": error_s,
         "l2_error": err.get("l2"),
         "h1_error": err.get("h1"),
@@ -108,19 +109,13 @@ def _run(case, stage, comm) -> dict:
     if stage is not None:
         t3 = time.perf_counter()
         _write(case, stage, problem, u, u_all, fields, comm)
-        report["output_s"] = comm.allreduce(time.perf_counter() - t3, op=_max())
-    report["total_s"] = comm.allreduce(time.perf_counter() - t0, op=_max())
+        report["output_s"] = allreduce(time.perf_counter() - t3, "max", comm)
+    report["total_s"] = allreduce(time.perf_counter() - t0, "max", comm)
     report = ordered_timing(report)
     if stage is not None and rank == 0:
         case_output.write_report(stage, report)
     comm.Barrier()  # every rank's files are in the stage before rank 0 moves them
     return report
-
-
-def _max():
-    from mpi4py import MPI
-
-    return MPI.MAX
 
 
 def _reduced_elastic_report(problem, u, comm) -> dict:
@@ -132,7 +127,7 @@ def _reduced_elastic_report(problem, u, comm) -> dict:
         if key in _SUMS:
             out[key] = comm.allreduce(value)
         elif key in _MAXIMA:
-            out[key] = comm.allreduce(value, op=_max())
+            out[key] = allreduce(value, "max", comm)
         elif key == "reactions":
             out[key] = {tag: np.sum(comm.allgather(np.asarray(force)), axis=0).tolist()
                         for tag, force in value.items()}
@@ -146,7 +141,7 @@ def _write(case, stage, problem, u, u_all, fields, comm) -> None:
     from pathlib import Path
 
     from dfem.distributed import distribution
-    from dfem.distributed.output import write_pvtu
+    from dfem.distributed.output import gather, write_pvtu
     from dfem.mesh import write_mesh
     from dfem.plots import plot_deformed, plot_solution
     from dfem.problems.case_output import solution_fields
@@ -160,19 +155,18 @@ def _write(case, stage, problem, u, u_all, fields, comm) -> None:
                                                   dtype=torch.int64)}
     write_mesh(stage / f"solution_{rank}.vtu", space.mesh, point_data=point_data,
                cell_data=cell_data, vectors=("displacement",) if case.elastic else ())
-    part = distribution(space).partition
-    cells = comm.gather((part.cells, None if von_mises is None else von_mises.numpy()), root=0)
+    dist = distribution(space)
+    part = dist.partition
+    if case.elastic:
+        von_mises = gather(comm, part.cells, von_mises.numpy(), part.global_mesh.n_cells)
     comm.Barrier()  # piece 0 is complete before rank 0 reads its declarations
     if rank != 0:
         return
     write_pvtu(stage / "solution.pvtu", size)
-    whole = distribution(space).global_space
+    whole = dist.global_space
     title = f"({whole.element.name}, {size} ranks)"
     if case.elastic:
-        values = np.zeros(part.global_mesh.n_cells)
-        for numbers, part_values in cells:
-            values[numbers] = part_values
-        plot_deformed(whole, u_all, stage / "solution.png", torch.as_tensor(values),
+        plot_deformed(whole, u_all, stage / "solution.png", torch.as_tensor(von_mises),
                       title=f"{case.name} {title}")
     else:
         plot_solution(whole, u_all, stage / "solution.png", title=f"{case.name}: u {title}")

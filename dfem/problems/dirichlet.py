@@ -119,13 +119,8 @@ def fixed_by_tag(space, conditions: dict) -> dict:
 
     dist = distribution(space)
     if dist is not None:
-        numbers = dist.global_dofs
-        out = {}
-        for tag, dofs in fixed_by_tag(dist.global_space, conditions).items():
-            mask = torch.zeros(dist.n_global, dtype=torch.bool, device=space.device)
-            mask[dofs] = True
-            out[tag] = torch.nonzero(mask[numbers]).ravel()
-        return out
+        return {tag: dist.local(dofs)
+                for tag, dofs in fixed_by_tag(dist.global_space, conditions).items()}
     owner = torch.full((space.n_dofs,), -1, dtype=torch.int64, device=space.device)
     for k, _, dofs, _ in _condition_parts(space, conditions):
         owner[dofs] = k
@@ -144,10 +139,7 @@ def dirichlet_data(space, conditions: dict, scale=1.0) -> tuple[torch.Tensor, to
     dist = distribution(space)
     if dist is not None:
         fixed, full = dirichlet_data(dist.global_space, conditions, scale)
-        mask = torch.zeros(dist.n_global, dtype=torch.bool, device=space.device)
-        mask[fixed] = True
-        numbers = dist.global_dofs
-        return torch.nonzero(mask[numbers]).ravel(), full[numbers]
+        return dist.local(fixed), full[dist.global_dofs]
     full = torch.zeros(space.n_dofs, dtype=space.dtype, device=space.device)
     mask = torch.zeros(space.n_dofs, dtype=torch.bool, device=space.device)
     for _, tag, dofs, (value_space, value, value_dofs, label) in _condition_parts(

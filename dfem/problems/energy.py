@@ -41,6 +41,7 @@ from dfem.assembly.density import (
 from dfem.assembly.forms import matvec
 from dfem.assembly.sparsity import add_at
 from dfem.basis.vector import interleave
+from dfem.distributed.comm import allreduce
 from dfem.distributed.dofs import distribution
 from dfem.exceptions import DfemError
 from dfem.problems.dirichlet import dirichlet_data
@@ -54,12 +55,6 @@ from dfem.problems.energy_terms import (
 from dfem.solvers.amg import space_amg_options, with_rigid_body_modes
 from dfem.solvers.implicit import implicit_solution, reaches_a_leaf
 from dfem.solvers.linear import factorize, info_snapshot
-
-
-def _mpi_min():
-    from mpi4py import MPI
-
-    return MPI.MIN
 
 
 class EnergyProblem:
@@ -309,8 +304,8 @@ class EnergyProblem:
         quadratic = bool((first - second).abs().max() <= 1e-10 * max(scale, 1e-300))
         dist = distribution(self.space)
         # every rank must take the same path (a linear solve or Newton)
-        return quadratic if dist is None else bool(dist.partition.comm.allreduce(
-            int(quadratic), op=_mpi_min()))
+        return quadratic if dist is None else bool(allreduce(int(quadratic), "min",
+                                                             dist.partition.comm))
 
     # ------------------------------------------------------------------ solve
     def solve(self, method: str = "direct", u0: torch.Tensor | None = None,

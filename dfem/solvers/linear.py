@@ -91,11 +91,17 @@ class Factor(abc.ABC):
         one, so the reused solution meets the tolerance as a new solve would)."""
         if self.symmetric and self._forward is not None:
             b, x = self._forward
-            if b.shape == g.shape and b.dtype == g.dtype and b.device == g.device:
-                gap = float(torch.linalg.vector_norm(g - b))
-                if gap <= 1e-3 * self.rtol * float(torch.linalg.vector_norm(b)):
-                    return x.to(g.dtype)
+            same = b.shape == g.shape and b.dtype == g.dtype and b.device == g.device
+            gap = float(torch.linalg.vector_norm(g - b)) ** 2 if same else float("inf")
+            gap, norm = self._whole_sums(gap, float(torch.linalg.vector_norm(b)) ** 2)
+            if gap <= (1e-3 * self.rtol) ** 2 * norm:
+                return x.to(g.dtype)
         return self.solve(g, transpose=True)
+
+    def _whole_sums(self, *sums: float) -> tuple[float, ...]:
+        """Sums over this process's part of vectors, as sums over the whole vectors (a
+        distributed factor adds the other ranks' parts, so every rank decides alike)."""
+        return sums
 
 
 class _DirectFactor(Factor):

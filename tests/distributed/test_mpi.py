@@ -236,7 +236,8 @@ def test_ranks_that_disagree_on_the_fixed_dofs_all_stop(tmp_path):
         "try:\n"
         "    dist.rows(free)\n"
         "except DfemError as exc:\n"
-        "    print('refused:', exc)\n")
+        "    import os\n"
+        "    os.write(1, f'refused: {exc}\\n'.encode())  # one write: lines do not interleave\n")
     run = mpirun(sys.executable, "-m", "mpi4py", str(script), timeout=120)
     assert run.returncode == 0, run.stdout + run.stderr
     assert run.stdout.count("refused: a dof that one rank leaves free") == RANKS

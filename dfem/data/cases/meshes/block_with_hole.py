@@ -58,25 +58,18 @@ def make_block_with_hole(out, size: float = 0.1) -> dict[str, int]:
 
     Returns the number of elements of each physical group.
     """
-    import gmsh
+    from dfem.mesh.gmsh_session import gmsh_session
 
-    # interruptible=False keeps Python's Ctrl-C handler (gmsh would set SIG_DFL for good)
-    gmsh.initialize(["-noenv"], readConfigFiles=False, interruptible=False)
-    try:
-        gmsh.option.setNumber("General.Terminal", 0)
-        gmsh.option.setNumber("General.NumThreads", 1)
-        gmsh.option.setNumber("Mesh.RandomSeed", 1)
-        gmsh.option.setNumber("Mesh.Algorithm", 6)  # Frontal-Delaunay on the surfaces
-        gmsh.option.setNumber("Mesh.Algorithm3D", 1)  # Delaunay
-        gmsh.option.setNumber("Mesh.CharacteristicLengthMin", size)
-        gmsh.option.setNumber("Mesh.CharacteristicLengthMax", size)
-        gmsh.option.setNumber("Mesh.CharacteristicLengthFromPoints", 0)
-        gmsh.option.setNumber("Mesh.CharacteristicLengthFromCurvature", 0)
-        gmsh.option.setNumber("Mesh.CharacteristicLengthExtendFromBoundary", 0)
-        gmsh.option.setNumber("Mesh.MshFileVersion", 4.1)
-        gmsh.option.setNumber("Mesh.Binary", 0)
-        gmsh.model.add("block_with_hole")
-
+    options = {
+        "Mesh.Algorithm": 6,  # Frontal-Delaunay on the surfaces
+        "Mesh.Algorithm3D": 1,  # Delaunay
+        "Mesh.CharacteristicLengthMin": size,
+        "Mesh.CharacteristicLengthMax": size,
+        "Mesh.CharacteristicLengthFromPoints": 0,
+        "Mesh.CharacteristicLengthFromCurvature": 0,
+        "Mesh.CharacteristicLengthExtendFromBoundary": 0,
+    }
+    with gmsh_session("block_with_hole", 4.1, options) as gmsh:
         occ = gmsh.model.occ
         block = occ.addBox(0.0, 0.0, 0.0, LENGTH, WIDTH, HEIGHT)
         cylinder = occ.addCylinder(*HOLE_CENTRE, 0.0, 0.0, 0.0, HEIGHT, HOLE_RADIUS)
@@ -106,8 +99,6 @@ def make_block_with_hole(out, size: float = 0.1) -> dict[str, int]:
             )
         gmsh.write(str(out))
         return counts
-    finally:
-        gmsh.finalize()
 
 
 def main(argv=None) -> None:

@@ -45,18 +45,9 @@ def _square(geo, lo: float, hi: float, size: float) -> list[int]:
 
 def make_inclusion(out, size: float = 0.05) -> None:
     """Mesh the square with its inclusion at target element size ``size``; write ``out``."""
-    import gmsh
+    from dfem.mesh.gmsh_session import gmsh_session
 
-    # interruptible=False keeps Python's Ctrl-C handler (gmsh would set SIG_DFL for good)
-    gmsh.initialize(["-noenv"], readConfigFiles=False, interruptible=False)
-    try:
-        gmsh.option.setNumber("General.Terminal", 0)
-        gmsh.option.setNumber("General.NumThreads", 1)
-        gmsh.option.setNumber("Mesh.Algorithm", 6)  # Frontal-Delaunay
-        gmsh.option.setNumber("Mesh.RandomSeed", 1)
-        gmsh.option.setNumber("Mesh.MshFileVersion", 2.2)
-        gmsh.option.setNumber("Mesh.Binary", 0)
-        gmsh.model.add("inclusion")
+    with gmsh_session("inclusion", 2.2, {"Mesh.Algorithm": 6}) as gmsh:  # Frontal-Delaunay
         geo = gmsh.model.geo
         outer_lines = _square(geo, *OUTER, size)
         inner_lines = _square(geo, *INNER, size)
@@ -72,8 +63,6 @@ def make_inclusion(out, size: float = 0.05) -> None:
 
         gmsh.model.mesh.generate(2)
         gmsh.write(str(out))
-    finally:
-        gmsh.finalize()
 
 
 def main(argv=None) -> None:

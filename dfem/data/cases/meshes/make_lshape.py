@@ -34,18 +34,9 @@ REENTRANT_EDGES = (1, 2)
 
 def make_lshape(out, size: float = 0.12) -> None:
     """Mesh the L-shape with target element size ``size`` and write it to ``out``."""
-    import gmsh
+    from dfem.mesh.gmsh_session import gmsh_session
 
-    # interruptible=False keeps Python's Ctrl-C handler (gmsh would set SIG_DFL for good)
-    gmsh.initialize(["-noenv"], readConfigFiles=False, interruptible=False)
-    try:
-        gmsh.option.setNumber("General.Terminal", 0)
-        gmsh.option.setNumber("General.NumThreads", 1)
-        gmsh.option.setNumber("Mesh.Algorithm", 6)  # Frontal-Delaunay
-        gmsh.option.setNumber("Mesh.RandomSeed", 1)
-        gmsh.option.setNumber("Mesh.MshFileVersion", 2.2)
-        gmsh.option.setNumber("Mesh.Binary", 0)
-        gmsh.model.add("lshape")
+    with gmsh_session("lshape", 2.2, {"Mesh.Algorithm": 6}) as gmsh:  # Frontal-Delaunay
         geo = gmsh.model.geo
         points = [geo.addPoint(x, y, 0.0, size) for x, y in CORNERS]
         n = len(points)
@@ -62,8 +53,6 @@ def make_lshape(out, size: float = 0.12) -> None:
 
         gmsh.model.mesh.generate(2)
         gmsh.write(str(out))
-    finally:
-        gmsh.finalize()
 
 
 def main(argv=None) -> None:
