@@ -320,8 +320,8 @@ def _dfem_fwd_bwd(space, nu0: torch.Tensor, method: str, options: dict):
 
 
 def _hierarchy(factor) -> dict:
-    """Levels and complexities of an AMG factor's pyamg hierarchy ({} for other solvers)."""
-    ml = getattr(factor, "ml", None)
+    """Levels and complexities of an AMG factor's hierarchy ({} for other solvers)."""
+    ml = getattr(factor, "hierarchy", None)
     if ml is None:
         return {}
     return {"amg_levels": len(ml.levels),

@@ -88,7 +88,7 @@ def levels(problem, options, max_coarse):
                                        restricted.free_dofs)
     factor = factorize(restricted.pattern, problem.tangent_values()[restricted.ff], "amg",
                        **opts)
-    return [int(level.A.shape[0]) for level in factor.ml.levels]
+    return [int(level.A.shape[0]) for level in factor.hierarchy.levels]
 
 
 def torchfem_row(problem, direct, rtol):

@@ -130,7 +130,8 @@ def _per_cell_stiffness(problem, g):
     E, nu = problem.params["E"], problem.params["poisson_ratio"]
     scalar = getattr(problem.space, "scalar", problem.space)
     cacheable = getattr(scalar, "_geometry_is_cacheable", lambda: False)()
-    if not (cacheable and isinstance(E, PerCell) and E.values.ndim == 1
+    E = _per_cell_values(E, problem.space.mesh.n_cells, scalar.n_dofs)
+    if not (cacheable and E is not None
             and isinstance(nu, (int, float)) and not isinstance(nu, bool)):
         return None
     plane_stress = bool(problem.params.get("plane_stress"))
@@ -140,9 +141,22 @@ def _per_cell_stiffness(problem, g):
         mu, lam = lame(torch.ones((), dtype=g.weights.dtype), nu, plane_stress)
         cached = (g, key, _element_stiffness(g, mu, lam))
         problem.space.__dict__["_unit_elastic"] = cached
-    lame(E.values, nu)  # checks E > 0
+    lame(E, nu)  # checks E > 0
     unit = cached[2]
-    return E.values.to(unit.dtype)[:, None, None, None, None] * unit
+    # einsum rather than a broadcast product: its backward, dC/dE_e = sum K_e-bar * K_e(1),
+    # is one batched product instead of a product and a reduction over 4D blocks
+    return torch.einsum("e,eaibj->eaibj", E.to(unit.dtype), unit)
+
+
+def _per_cell_values(E, n_cells: int, n_nodal: int):
+    """The (n_cells,) values of a per-cell modulus, or None for another kind of field: a
+    :class:`PerCell`, or a plain 1D tensor of one entry per cell (coefficient evaluation
+    reads it so, unless it could be nodal too)."""
+    if isinstance(E, PerCell):
+        E = E.values
+    elif not torch.is_tensor(E) or E.shape != (n_cells,) or n_cells == n_nodal:
+        return None
+    return E if torch.is_tensor(E) and E.ndim == 1 else None
 
 
 def _linear_elastic_kernel(problem):

@@ -1,11 +1,13 @@
-"""Algebraic multigrid preconditioned CG (pyamg) for the differentiable solves, and the
+"""Algebraic multigrid preconditioned CG for the differentiable solves, and the
 near-nullspace modes that make it work on vector problems.
 
 ``"amg"`` in :func:`dfem.solvers.linear.factorize`: conjugate gradients preconditioned by one
-V-cycle (CPU), classical Ruge-Stueben by default, smoothed aggregation with
-``hierarchy="sa"``; the hierarchy is reused for the adjoint. Given a :class:`NearNullspace`
-(``near_nullspace=``), smoothed aggregation on node blocks interpolates those modes
-exactly: for elasticity the rigid-body modes (:func:`rigid_body_modes`),
+V-cycle with Chebyshev smoothing (:mod:`dfem.solvers.multigrid`), both in torch on the
+matrix's device; the hierarchy is classical Ruge-Stueben (pyamg) by default, smoothed
+aggregation with ``hierarchy="sa"``, and is reused for the adjoint. Given a
+:class:`NearNullspace` (``near_nullspace=``), smoothed aggregation on node blocks
+interpolates those modes exactly: for elasticity the rigid-body modes
+(:func:`rigid_body_modes`),
 
 .. math:: B_{2D} = \\big[(1, 0),\\ (0, 1),\\ (-y, x)\\big], \\qquad
           B_{3D} = \\big[e_1, e_2, e_3,\\ e_1 \\times x,\\ e_2 \\times x,\\ e_3 \\times x\\big],
@@ -20,12 +22,12 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sps
-import scipy.sparse.linalg as spla
 import torch
 
-from dfem.exceptions import ConvergenceError, DfemError
-from dfem.solvers.linear import Factor, SolveInfo
+from dfem.exceptions import DfemError
+from dfem.solvers.krylov import CGFactor
+from dfem.solvers.linear import SolveInfo
+from dfem.solvers.multigrid import VCycle, ruge_stuben, smoothed_aggregation
 
 
 @dataclass(frozen=True)
@@ -208,15 +210,17 @@ def with_rigid_body_modes(space, options: dict, free: torch.Tensor) -> dict:
     return {**options, "near_nullspace": space_near_nullspace(space, free)}
 
 
-class AMGFactor(Factor):
-    """CG preconditioned by a pyamg V-cycle (CPU): classical Ruge-Stueben ("rs", the
-    fastest on the Poisson matrices measured) or smoothed aggregation ("sa"), the latter
-    optionally on node blocks with given near-nullspace modes."""
+class AMGFactor(CGFactor):
+    """CG preconditioned by one V-cycle of an algebraic multigrid hierarchy
+    (:mod:`dfem.solvers.multigrid`), in torch on the matrix's device: classical
+    Ruge-Stueben ("rs", built by pyamg) or smoothed aggregation ("sa"), the latter
+    optionally on node blocks with given near-nullspace modes. The hierarchy is reused
+    for the adjoint solve."""
 
     def __init__(self, pattern, values, rtol, atol, maxiter, hierarchy=None,
                  near_nullspace=None, max_coarse=500):
         try:
-            import pyamg
+            import pyamg  # noqa: F401
         except ImportError as exc:  # pragma: no cover - depends on the environment
             raise DfemError(
                 "method='amg' needs pyamg: pip install pyamg (or dfem[amg]); "
@@ -235,127 +239,28 @@ class AMGFactor(Factor):
             )
         if isinstance(max_coarse, bool) or not isinstance(max_coarse, int) or max_coarse < 1:
             raise DfemError(f"max_coarse must be a positive integer, got {max_coarse!r}.")
+        if near_nullspace is not None and near_nullspace.modes.shape[0] != pattern.n:
+            raise DfemError(
+                f"the near-nullspace has {near_nullspace.modes.shape[0]} rows; the matrix "
+                f"has {pattern.n}."
+            )
         t0 = time.perf_counter()
-        self.A = pattern.to_scipy(values)
-        # one forward sweep before and one backward sweep after: a symmetric cycle (as CG
-        # needs) at half the cost of symmetric sweeps on both sides
-        smoothing = dict(
-            presmoother=("gauss_seidel", {"sweep": "forward"}),
-            postsmoother=("gauss_seidel", {"sweep": "backward"}),
-            max_coarse=max_coarse,
-        )
-        self._position = None
+        values = values.detach()
+        if values.dtype != torch.float64:
+            values = values.to(torch.float64)
+        super().__init__(pattern, values, rtol, atol, maxiter or 2000, preconditioner=None,
+                         name="amg", advice="use method='direct'")
+        A = pattern.to_scipy(values)
         if hierarchy == "rs":
-            self.ml = pyamg.ruge_stuben_solver(self.A, **smoothing)
-            coarse = None
+            levels = ruge_stuben(A, self.A, max_coarse)
         elif near_nullspace is None:
-            # sparse LU on the coarsest level: pyamg's default dense pseudo-inverse costs
-            # seconds at the ~1500 coarse unknowns of elasticity (measured: 8.8 s against
-            # 0.6 s for a whole Q2 solve)
-            self.ml = pyamg.smoothed_aggregation_solver(self.A, symmetry="symmetric",
-                                                        coarse_solver="splu", **smoothing)
-            coarse = self.ml.levels[-1].A
+            levels = smoothed_aggregation(A, self.A, np.ones((pattern.n, 1)),
+                                          max_coarse=max_coarse)
         else:
-            modes = near_nullspace.modes
-            if modes.shape[0] != pattern.n:
-                raise DfemError(
-                    f"the near-nullspace has {modes.shape[0]} rows; the matrix has {pattern.n}."
-                )
-            A, B = self.A, modes
-            d = near_nullspace.block_size
-            if d > 1:
-                A, B = self._blocked(near_nullspace)
-            # the candidates are the exact rigid-body modes: smoothing them first
-            # (pyamg's improve_candidates) doubles the set-up and saves no iteration
-            # (Q1 elasticity, 33k dofs in 2D and 13k in 3D: 43 and 17 CG iterations either
-            # way, set-up 0.155 -> 0.093 s and 0.178 -> 0.087 s)
-            self.ml = pyamg.smoothed_aggregation_solver(
-                A, B=B, symmetry="symmetric", coarse_solver="splu", improve_candidates=None,
-                **smoothing
-            )
-            coarse = self.ml.levels[-1].A
-        if coarse is not None:
-            # pyamg factorises the coarsest level on its first use: do it here, so that
-            # setup_s holds it (pyamg drops the zero rows several modes can leave)
-            self.ml.coarse_solver(coarse, np.zeros(coarse.shape[0]))
-        cycle = self.ml.aspreconditioner(cycle="V")
-        self.M = cycle
-        if self._position is not None:
-            position, n_padded = self._position
-
-            def apply(r):
-                padded = np.zeros(n_padded)
-                padded[position] = np.ravel(r)
-                return (cycle @ padded)[position]
-
-            self.M = spla.LinearOperator(self.A.shape, matvec=apply, dtype=np.float64)
-        self.rtol, self.atol, self.maxiter = rtol, atol, maxiter or 2000
+            position, n_padded = near_nullspace.padded()
+            levels = smoothed_aggregation(A, self.A, near_nullspace.modes,
+                                          near_nullspace.block_size, position, n_padded,
+                                          max_coarse=max_coarse)
+        self.hierarchy = VCycle(levels)
+        self.precondition = self.hierarchy
         self.info = SolveInfo("amg", setup_s=time.perf_counter() - t0)
-
-    def _blocked(self, near_nullspace):
-        """A and the modes in whole node blocks (BSR), so that aggregates are made of nodes.
-
-        A node with a fixed component (a roller) gets a padding row there: an identity
-        row decoupled from the rest, with zero modes, which the smoother solves exactly
-        and the coarse spaces never see. The preconditioner of the unpadded matrix is
-        the padded V-cycle restricted to the real rows: symmetric positive definite as
-        the padded one is.
-        """
-        d = near_nullspace.block_size
-        position, n_padded = near_nullspace.padded()
-        A = self.A.tocoo()
-        B = near_nullspace.modes
-        if n_padded != A.shape[0] or not np.array_equal(position, np.arange(n_padded)):
-            pad = np.setdiff1d(np.arange(n_padded), position)
-            A = sps.coo_matrix(
-                (
-                    np.concatenate([A.data, np.ones(pad.size)]),
-                    (np.concatenate([position[A.row], pad]),
-                     np.concatenate([position[A.col], pad])),
-                ),
-                shape=(n_padded, n_padded),
-            )
-            B_padded = np.zeros((n_padded, B.shape[1]))
-            B_padded[position] = B
-            B = B_padded
-            self._position = (position, n_padded)
-        return A.tocsr().tobsr(blocksize=(d, d)), B
-
-    def solve(self, b, transpose=False):
-        t0 = time.perf_counter()
-        bn = b.detach().cpu().numpy()
-        columns = bn.reshape(-1, bn.shape[-1])
-        out = np.empty_like(columns)
-        for k, col in enumerate(columns):
-            count = [0]
-
-            def tick(_, count=count):
-                count[0] += 1
-
-            try:
-                x, status = spla.cg(
-                    self.A,
-                    col,
-                    rtol=self.rtol,
-                    atol=self.atol,
-                    maxiter=self.maxiter,
-                    M=self.M,
-                    callback=tick,
-                )
-            except (ValueError, np.linalg.LinAlgError, ArithmeticError) as exc:
-                # e.g. a Ruge-Stueben hierarchy of an elasticity matrix: NaNs on a coarse level
-                raise ConvergenceError(
-                    f"AMG-CG broke down ({exc}); the hierarchy does not suit this matrix. "
-                    "Use the default hierarchy (smoothed aggregation, with the rigid-body "
-                    "modes on a vector space) or method='direct'."
-                ) from exc
-            if status != 0 or not np.isfinite(x).all():
-                res = np.linalg.norm(col - self.A @ x) / max(np.linalg.norm(col), 1e-300)
-                raise ConvergenceError(
-                    f"AMG-CG did not reach rtol={self.rtol:g} in {self.maxiter} iterations "
-                    f"(relative residual {res:.3e}); use method='direct'."
-                )
-            self.info.iterations += count[0]
-            out[k] = x
-        self.info.solve_s += time.perf_counter() - t0
-        return torch.as_tensor(out.reshape(bn.shape), dtype=b.dtype, device=b.device)

@@ -19,16 +19,15 @@ Backends
     Conjugate gradients with a Jacobi preconditioner, in torch on the tensors'
     device (GPU included). Symmetric positive definite matrices only.
 ``"amg"``
-    Conjugate gradients preconditioned by an algebraic multigrid V-cycle (pyamg,
-    CPU), with rigid-body near-nullspace modes for vector problems: see
-    :mod:`dfem.solvers.amg`.
+    Conjugate gradients preconditioned by an algebraic multigrid V-cycle (hierarchy
+    from pyamg's coarsening, cycle in torch on the tensors' device), with rigid-body
+    near-nullspace modes for vector problems: see :mod:`dfem.solvers.amg`.
 """
 
 from __future__ import annotations
 
 import abc
 import time
-import warnings
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -37,7 +36,7 @@ import scipy.sparse.linalg as spla
 import torch
 
 from dfem.assembly.sparsity import SparsityPattern
-from dfem.exceptions import ConvergenceError, DfemError
+from dfem.exceptions import DfemError
 
 METHODS = ("direct", "cg", "amg", "petsc")
 
@@ -164,71 +163,6 @@ class _DirectFactor(Factor):
         )
 
 
-class _CGFactor(Factor):
-    """Jacobi-preconditioned CG in torch (any device)."""
-
-    def __init__(self, pattern, values, rtol, atol, maxiter):
-        t0 = time.perf_counter()
-        values = values.detach()
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-            self.A = torch.sparse_csr_tensor(
-                pattern.indptr,
-                pattern.indices,
-                values,
-                (pattern.n, pattern.n),
-                check_invariants=False,
-            )
-        diag = torch.zeros(pattern.n, dtype=values.dtype, device=values.device)
-        on_diag = pattern.rows == pattern.indices
-        diag[pattern.rows[on_diag]] = values[on_diag]
-        if not bool((diag > 0).all()):
-            raise DfemError(
-                "CG needs a symmetric positive definite matrix; its diagonal is not positive."
-            )
-        self.inv_diag = 1.0 / diag
-        self.maxiter = maxiter or 10 * pattern.n
-        self.rtol, self.atol = rtol, atol
-        self.info = SolveInfo("cg", setup_s=time.perf_counter() - t0)
-
-    def solve(self, b, transpose=False):
-        t0 = time.perf_counter()
-        b = b.detach()
-        columns = b.reshape(-1, b.shape[-1])
-        x = torch.stack([self._pcg(col) for col in columns]).reshape(b.shape)
-        self.info.solve_s += time.perf_counter() - t0
-        return x
-
-    def _pcg(self, b):
-        x = torch.zeros_like(b)
-        r = b.clone()
-        bnorm = float(torch.linalg.vector_norm(b))
-        target = max(self.rtol * bnorm, self.atol)
-        if bnorm == 0.0:
-            return x
-        z = self.inv_diag * r
-        p = z.clone()
-        rz = torch.dot(r, z)
-        for it in range(1, self.maxiter + 1):
-            Ap = self.A @ p
-            alpha = rz / torch.dot(p, Ap)
-            x += alpha * p
-            r -= alpha * Ap
-            res = float(torch.linalg.vector_norm(r))
-            if res <= target:
-                self.info.iterations += it
-                self.info.residual = res / bnorm
-                return x
-            z = self.inv_diag * r
-            rz_new = torch.dot(r, z)
-            p = z + (rz_new / rz) * p
-            rz = rz_new
-        raise ConvergenceError(
-            f"CG did not reach rtol={self.rtol:g} in {self.maxiter} iterations "
-            f"(relative residual {res / bnorm:.3e}); use method='amg' or 'direct'."
-        )
-
-
 def factorize(
     pattern: SparsityPattern,
     values: torch.Tensor,
@@ -292,7 +226,9 @@ def _prepare(pattern, values, method, symmetric, rtol, atol, maxiter, **amg_opti
     if not symmetric:
         raise DfemError(f"method={method!r} needs a symmetric matrix; use method='direct'.")
     if method == "cg":
-        return _CGFactor(pattern, values, rtol, atol, maxiter)
+        from dfem.solvers.krylov import CGFactor
+
+        return CGFactor(pattern, values, rtol, atol, maxiter)
     if method == "amg":
         from dfem.solvers.amg import AMGFactor
 

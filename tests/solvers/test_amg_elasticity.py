@@ -90,7 +90,7 @@ def test_rigid_body_modes_are_the_null_space_of_scikit_fem_3d_hexahedra():
     x = factor.solve(torch.as_tensor(b)).numpy()
     ref = spla.spsolve(A.tocsc(), b)
     np.testing.assert_allclose(x, ref, atol=1e-9 * np.abs(ref).max())
-    assert len(factor.ml.levels) >= 2
+    assert len(factor.hierarchy.levels) >= 2
 
 
 def test_translation_modes_and_validation():
@@ -186,8 +186,8 @@ def test_scalar_amg_is_still_ruge_stueben():
     values = problem.tangent_values()[restricted.ff]
     factor = factorize(restricted.pattern, values, "amg")
     ref = pyamg.ruge_stuben_solver(restricted.pattern.to_scipy(values), max_coarse=500)
-    assert factor._position is None
-    assert [lvl.A.shape for lvl in factor.ml.levels] == [lvl.A.shape for lvl in ref.levels]
+    assert factor.hierarchy.levels[0].A is factor.A  # the finest level is the matrix itself
+    assert [lvl.A.shape for lvl in factor.hierarchy.levels] == [lvl.A.shape for lvl in ref.levels]
     assert space_near_nullspace(space, torch.arange(space.n_dofs)) is None
 
 
