@@ -53,8 +53,9 @@ def _unique_keys(dofs: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Sorted unique keys ``row * n + col`` of all element entries and, for each entry
     ``(e, a, b)`` flattened, the index of its key (rows ``dofs[e, a]``, cols ``dofs[e, b]``),
     by :func:`dfem.mesh.entities.unique_inverse`."""
-    return unique_inverse((dofs[:, :, None] * n + dofs[:, None, :]).ravel(), n * n)
-
+    keys = np.empty((dofs.shape[0], dofs.shape[1], dofs.shape[1]), dtype=np.int64)
+    np.add((dofs * n)[:, :, None], dofs[:, None, :], out=keys)
+    return unique_inverse(keys.reshape(-1), n * n)
 
 
 def compact_index(indptr: torch.Tensor, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -72,6 +73,7 @@ def csr_tensor(indptr: torch.Tensor, indices: torch.Tensor, values: torch.Tensor
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
         return torch.sparse_csr_tensor(indptr, indices, values, shape, check_invariants=False)
+
 
 @dataclass
 class SparsityPattern:

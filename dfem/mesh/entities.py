@@ -27,17 +27,21 @@ def unique_inverse(keys: np.ndarray, bound: int) -> tuple[np.ndarray, np.ndarray
         order = np.argsort(keys, kind="stable")
         keys = keys[order]
     else:
+        # in place where numpy allows: fresh pages of a large array cost as much as a pass
+        order = np.arange(count, dtype=np.int64)
         keys <<= index_bits
-        keys |= np.arange(count, dtype=np.int64)
+        keys |= order
         keys.sort(kind="stable")
-        order = keys & ((1 << index_bits) - 1)
+        np.bitwise_and(keys, (1 << index_bits) - 1, out=order)
         keys >>= index_bits
     first = np.empty(count, dtype=bool)
     first[:1] = True
     np.not_equal(keys[1:], keys[:-1], out=first[1:])
-    inverse = np.empty(count, dtype=np.int64)
-    inverse[order] = np.cumsum(first) - 1
-    return keys[first], inverse
+    unique = keys[first]
+    rank = np.cumsum(first, dtype=np.int64)
+    rank -= 1
+    keys[order] = rank  # the sorted keys are no longer needed: their array takes the inverse
+    return unique, keys
 
 
 def _row_keys(rows: np.ndarray, n: int) -> list[np.ndarray]:

@@ -27,13 +27,14 @@ import scipy.sparse as sps
 import torch
 
 from dfem.assembly.sparsity import compact_index, csr_tensor
-from dfem.exceptions import DfemError
+from dfem.exceptions import ConvergenceError, DfemError
 
 LANCZOS_STEPS = 12
 CHEBYSHEV_DEGREE = 2
 LOWER_FRACTION = 0.1  # the smoother damps D^-1 A's spectrum on [rho / 10, 1.1 rho]
 SAFETY = 1.1  # Lanczos estimates rho from below
 MAX_LEVELS = 12
+MAX_DENSE = 4000  # rows of the largest coarsest level factorised densely
 
 
 def torch_csr(matrix: sps.spmatrix, device, dtype) -> torch.Tensor:
@@ -47,13 +48,21 @@ def torch_csr(matrix: sps.spmatrix, device, dtype) -> torch.Tensor:
                       matrix.shape)
 
 
-def inverse_diagonal(diagonal: np.ndarray) -> np.ndarray:
+def inverse_diagonal(diagonal: np.ndarray, level: int = 0) -> np.ndarray:
     """``1 / A_ii``, 0 on empty rows (rows a coarse level can hold for a mode that an
-    aggregate does not carry); an error for a negative or non-finite diagonal."""
+    aggregate does not carry); an error for a negative or non-finite diagonal, naming the
+    matrix (level 0) or the hierarchy (a coarser level) as the cause."""
     if not np.isfinite(diagonal).all() or (diagonal < 0).any():
-        raise DfemError(
-            "AMG needs a symmetric positive definite matrix; its diagonal has negative or "
-            "non-finite entries. Use method='direct' for an indefinite matrix."
+        if level == 0:
+            raise DfemError(
+                "AMG needs a symmetric positive definite matrix; its diagonal has negative "
+                "or non-finite entries. Use method='direct' for an indefinite matrix."
+            )
+        raise ConvergenceError(
+            f"AMG broke down: level {level} of the hierarchy has negative or non-finite "
+            "diagonal entries, so the hierarchy does not suit this matrix (e.g. "
+            "Ruge-Stueben on elasticity). Use the default hierarchy (smoothed "
+            "aggregation, with the rigid-body modes on a vector space) or method='direct'."
         )
     out = np.zeros_like(diagonal)
     np.divide(1.0, diagonal, out=out, where=diagonal > 0)
@@ -112,12 +121,18 @@ class VCycle:
     Parameters
     ----------
     levels : list of Level
-        Finest first; the last one is solved exactly (dense Cholesky).
+        Finest first; the last one is solved exactly (dense Cholesky) when it has at most
+        ``MAX_DENSE`` rows, smoothed otherwise.
     """
 
     def __init__(self, levels: list[Level], degree: int = CHEBYSHEV_DEGREE):
         self.levels = levels
         self.degree = degree
+        self.coarse_factor = None
+        if levels[-1].A.shape[0] > MAX_DENSE:
+            # the coarsening stopped early (e.g. no strong connections: a diagonal matrix);
+            # the coarsest level is smoothed instead of factorised densely
+            return
         coarse = levels[-1].A.to_dense().to(torch.float64)
         # an empty row (a dropped mode) is decoupled: an identity there leaves the rest exact
         empty = torch.diagonal(coarse) == 0
@@ -152,6 +167,8 @@ class VCycle:
     def _cycle(self, r: torch.Tensor, k: int) -> torch.Tensor:
         level = self.levels[k]
         if level.P is None:
+            if self.coarse_factor is None:
+                return self._smooth(level, r, self._smooth(level, r, None))
             rhs = r.to(self.coarse_factor.dtype)[:, None]
             return torch.cholesky_solve(rhs, self.coarse_factor)[:, 0].to(r.dtype)
         x = self._smooth(level, r, None)
@@ -171,11 +188,12 @@ class VCycle:
         return sum(level.A.shape[0] for level in self.levels) / max(self.levels[0].A.shape[0], 1)
 
 
-def make_level(A: torch.Tensor, diagonal: np.ndarray, rho: float | None = None) -> Level:
-    """A level of the torch operator A (whose diagonal is ``diagonal``)."""
-    inv_diag = torch.as_tensor(inverse_diagonal(diagonal), dtype=A.dtype, device=A.device)
-    if rho is None:
-        rho = spectral_radius(A, inv_diag)
+def make_level(A: torch.Tensor, diagonal: np.ndarray, number: int) -> Level:
+    """Level ``number`` (0: the finest), of the torch operator A whose diagonal is
+    ``diagonal``."""
+    inv_diag = torch.as_tensor(inverse_diagonal(diagonal, number), dtype=A.dtype,
+                               device=A.device)
+    rho = spectral_radius(A, inv_diag)
     return Level(A, inv_diag, (LOWER_FRACTION * rho, SAFETY * rho))
 
 
@@ -217,7 +235,7 @@ def smoothed_aggregation(A: sps.csr_matrix, A_torch: torch.Tensor, modes: np.nda
     diagonal = A.diagonal()
     first = True
     while True:
-        level = make_level(current_torch, diagonal)
+        level = make_level(current_torch, diagonal, len(levels))
         levels.append(level)
         rows = work.shape[0]
         if rows <= max_coarse or len(levels) == MAX_LEVELS:
@@ -237,8 +255,8 @@ def smoothed_aggregation(A: sps.csr_matrix, A_torch: torch.Tensor, modes: np.nda
         # estimate made for the smoother
         omega = 4.0 / (3.0 * (level.bounds[1] / SAFETY))
         AT = blocked @ tentative
-        smoothing = pyamg.util.utils.scale_rows(AT, omega * inverse_diagonal(work.diagonal()),
-                                                copy=False)
+        inv_diag = inverse_diagonal(work.diagonal(), len(levels) - 1)
+        smoothing = pyamg.util.utils.scale_rows(AT, omega * inv_diag, copy=False)
         P = tentative - smoothing
         coarse = P.T @ (blocked @ P)
         P = sps.csr_matrix(P)
@@ -264,7 +282,7 @@ def ruge_stuben(A: sps.csr_matrix, A_torch: torch.Tensor, max_coarse: int = 500
     levels = []
     for k, pyamg_level in enumerate(ml.levels):
         operator = A_torch if k == 0 else torch_csr(pyamg_level.A, device, dtype)
-        level = make_level(operator, pyamg_level.A.diagonal())
+        level = make_level(operator, pyamg_level.A.diagonal(), k)
         if k < len(ml.levels) - 1:
             level.P = torch_csr(pyamg_level.P, device, dtype)
             level.R = torch_csr(pyamg_level.R, device, dtype)

@@ -430,3 +430,10 @@ def test_per_cell_modulus_scales_cached_unit_matrices_exactly(plane):
     E2 = (2.5 - E).detach()
     assert abs(float(compliance(PerCell(E2)) - compliance(AtQuadrature(
         E2[:, None].expand(-1, n_q))))) <= 1e-12 * float(compliance(PerCell(E2)))
+    # a plain tensor of one value per cell is read as per cell, and takes the same path
+    del space.__dict__["_unit_elastic"]
+    plain = compliance(E)
+    assert "_unit_elastic" in space.__dict__
+    (g_plain,) = torch.autograd.grad(plain, E)
+    assert abs(float(plain - general)) <= 1e-12 * abs(float(general))
+    assert float((g_plain - g_general).abs().max()) <= 1e-11 * float(g_general.abs().max())

@@ -18,8 +18,10 @@ from dfem.solvers.amg import rigid_body_modes
 from dfem.solvers.krylov import pcg
 from dfem.solvers.linear import factorize
 from dfem.solvers.multigrid import (
+    MAX_DENSE,
     SAFETY,
     VCycle,
+    make_level,
     ruge_stuben,
     smoothed_aggregation,
     spectral_radius,
@@ -164,3 +166,20 @@ def test_cg_reports_a_breakdown_instead_of_a_wrong_answer():
     A = torch_csr(sps.csr_matrix(np.diag([1.0, -1.0, 2.0])), "cpu", torch.float64)
     with pytest.raises(ConvergenceError, match="broke down"):
         pcg(A, torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64), lambda r: r, 1e-10, 0.0, 10)
+
+
+def test_a_large_coarsest_level_is_smoothed_not_factorised_densely():
+    # a hierarchy whose coarsening stopped at a level too large for a dense factorisation
+    # (here the only level): the cycle smooths it, and stays symmetric positive definite
+    n = MAX_DENSE + 1000
+    diagonal = np.linspace(1.0, 3.0, n)
+    A = sps.csr_matrix(sps.diags(diagonal) + sps.diags(-0.3 * np.ones(n - 1), 1)
+                       + sps.diags(-0.3 * np.ones(n - 1), -1))
+    At = torch_csr(A, "cpu", torch.float64)
+    cycle = VCycle([make_level(At, A.diagonal(), 0)])
+    assert cycle.coarse_factor is None
+    _cycle_is_symmetric_positive_definite(cycle, n)
+    b = torch.ones(n, dtype=torch.float64)
+    x, _, residual = pcg(At, b, cycle, 1e-12, 0.0, 100)
+    assert residual <= 1e-12
+    np.testing.assert_allclose(x.numpy(), spla.spsolve(A.tocsc(), b.numpy()), rtol=1e-10)
