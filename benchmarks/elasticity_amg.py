@@ -84,8 +84,8 @@ def levels(problem, options, max_coarse):
     """The level sizes of the hierarchy ``solve`` builds (one more set-up, untimed)."""
     fixed, _ = problem.dirichlet_data()
     restricted = problem.restricted_pattern(fixed)
-    opts = problem._vector_amg_options("amg", {**options, "max_coarse": max_coarse},
-                                       restricted.free_dofs)
+    opts = problem._amg_options("amg", {**options, "max_coarse": max_coarse},
+                                restricted.free_dofs)
     factor = factorize(restricted.pattern, problem.tangent_values()[restricted.ff], "amg",
                        **opts)
     return [int(level.A.shape[0]) for level in factor.hierarchy.levels]
