@@ -1,4 +1,4 @@
-"""Distributed solves on PETSc: 1 vs 2 MPI ranks, and PETSc's GAMG vs dfem's pyamg path.
+"""Distributed solves on PETSc: 1 vs 2 MPI ranks, and PETSc's GAMG vs dfem's own AMG-CG.
 
 The problem (as in ``bench_3d.py``'s large solve): ``-div(nu grad u) = 1`` in a box of
 ``nx x ny x nz`` trilinear hexahedra (Q1), ``u = 0`` on the face x = 0, natural
@@ -8,7 +8,8 @@ per-cell nu (one adjoint solve; ``J`` is not the energy, so the adjoint is a sol
 own). Every run is a fresh process (its peak memory is its own):
 
 - ``serial``, one process, no MPI: ``Poisson(...).solve(method)`` with ``method="amg"``
-  (dfem's CG + pyamg V-cycle) and ``method="petsc"`` (CG + GAMG), both ``rtol`` 1e-10;
+  (dfem's CG + V-cycle in torch on pyamg's coarsening) and ``method="petsc"``
+  (CG + GAMG), both ``rtol`` 1e-10;
 - ``mpi``: ``mpirun -n R`` of the distributed path (:func:`dfem.distributed.distribute`,
   ``method="petsc"``), R = 1 and 2, on the same mesh (strong scaling), and a weak-scaling
   pair: R = 1 on ``m x m x m`` cells and R = 2 on ``2m x m x m``;
@@ -21,7 +22,7 @@ Each run reports the phases (``build_s``: mesh, partition, spaces and problem;
 ``forward_s``: assembly, PETSc set-up and the solve; ``backward_s``: the adjoint solve
 and the gradient), the Krylov iterations, and the peak resident memory of every rank
 (``ru_maxrss``) with the resident memory after the imports (``baseline_gb``), from which
-the memory per dof. ``J`` of every run is compared with the serial pyamg run's.
+the memory per dof. ``J`` of every run is compared with the serial ``method="amg"`` run's.
 
 Run: ``python benchmarks/bench_petsc.py --json benchmarks/results/bench_petsc_cpu.json``
 (about 10 minutes on 2 cores at the default n = 99: 1.0M dofs).
