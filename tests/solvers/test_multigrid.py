@@ -183,3 +183,17 @@ def test_a_large_coarsest_level_is_smoothed_not_factorised_densely():
     x, _, residual = pcg(At, b, cycle, 1e-12, 0.0, 100)
     assert residual <= 1e-12
     np.testing.assert_allclose(x.numpy(), spla.spsolve(A.tocsc(), b.numpy()), rtol=1e-10)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_amg_cg_runs_on_the_gpu_and_equals_the_cpu_solve():
+    pattern, values, nn = elasticity_matrix(16)
+    b = torch.randn(pattern.n, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    cpu = factorize(pattern, values, "amg", rtol=1e-11, near_nullspace=nn).solve(b)
+    gpu_pattern = type(pattern)(n=pattern.n, indptr=pattern.indptr.cuda(),
+                                indices=pattern.indices.cuda())
+    factor = factorize(gpu_pattern, values.cuda(), "amg", rtol=1e-11, near_nullspace=nn)
+    assert factor.hierarchy.levels[0].P.device.type == "cuda"
+    x = factor.solve(b.cuda())
+    assert x.device.type == "cuda"
+    assert float((x.cpu() - cpu).abs().max()) <= 1e-8 * float(cpu.abs().max())
