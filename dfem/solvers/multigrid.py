@@ -15,7 +15,8 @@ smoother. The V-cycle smooths with a Chebyshev polynomial in ``D^{-1} A`` on
 ``[rho / 10, 1.1 rho]`` before and after the coarse correction: symmetric (the same
 polynomial on both sides), as CG needs, and made of sparse products, which run threaded
 on the CPU and on a GPU where Gauss-Seidel sweeps are sequential. The coarsest level is
-solved by a dense Cholesky factorisation.
+solved by a dense Cholesky factorisation (smoothed instead, should the coarsening stop at
+more than ``MAX_DENSE`` rows).
 """
 
 from __future__ import annotations
@@ -218,7 +219,8 @@ def smoothed_aggregation(A: sps.csr_matrix, A_torch: torch.Tensor, modes: np.nda
     if position is None:
         position, n_padded = np.arange(n), n
     work = A
-    if n_padded != n or not np.array_equal(position, np.arange(n)):
+    padded = n_padded != n or not np.array_equal(position, np.arange(n))
+    if padded:
         pad = np.setdiff1d(np.arange(n_padded), position)
         coo = A.tocoo()
         work = sps.csr_matrix(
@@ -261,7 +263,7 @@ def smoothed_aggregation(A: sps.csr_matrix, A_torch: torch.Tensor, modes: np.nda
         coarse = P.T @ (blocked @ P)
         P = sps.csr_matrix(P)
         # the padding rows of the finest level are dropped: A_0 is the unpadded A
-        P_level = P[position] if first else P
+        P_level = P[position] if first and padded else P
         level.P = torch_csr(P_level, device, dtype)
         level.R = torch_csr(P_level.T, device, dtype)
         work, first = sps.csr_matrix(coarse), False
