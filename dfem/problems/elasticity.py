@@ -143,9 +143,7 @@ def _per_cell_stiffness(problem, g):
         problem.space.__dict__["_unit_elastic"] = cached
     lame(E, nu)  # checks E > 0
     unit = cached[2]
-    # einsum rather than a broadcast product: its backward, dC/dE_e = sum K_e-bar * K_e(1),
-    # is one batched product instead of a product and a reduction over 4D blocks
-    return torch.einsum("e,eaibj->eaibj", E.to(unit.dtype), unit)
+    return E.to(unit.dtype)[:, None, None, None, None] * unit
 
 
 def _per_cell_values(E, n_cells: int, n_nodal: int):
@@ -154,9 +152,9 @@ def _per_cell_values(E, n_cells: int, n_nodal: int):
     reads it so, unless it could be nodal too)."""
     if isinstance(E, PerCell):
         E = E.values
-    elif not torch.is_tensor(E) or E.shape != (n_cells,) or n_cells == n_nodal:
+    elif n_cells == n_nodal:
         return None
-    return E if torch.is_tensor(E) and E.ndim == 1 else None
+    return E if torch.is_tensor(E) and E.shape == (n_cells,) else None
 
 
 def _linear_elastic_kernel(problem):

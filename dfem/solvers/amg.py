@@ -18,7 +18,6 @@ lets it double with each refinement.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,7 +25,6 @@ import torch
 
 from dfem.exceptions import DfemError
 from dfem.solvers.krylov import CGFactor
-from dfem.solvers.linear import SolveInfo
 from dfem.solvers.multigrid import VCycle, ruge_stuben, smoothed_aggregation
 
 
@@ -217,6 +215,9 @@ class AMGFactor(CGFactor):
     optionally on node blocks with given near-nullspace modes. The hierarchy is reused
     for the adjoint solve."""
 
+    name = "amg"
+    advice = "use method='direct'"
+
     def __init__(self, pattern, values, rtol, atol, maxiter, hierarchy=None,
                  near_nullspace=None, max_coarse=500):
         try:
@@ -244,23 +245,22 @@ class AMGFactor(CGFactor):
                 f"the near-nullspace has {near_nullspace.modes.shape[0]} rows; the matrix "
                 f"has {pattern.n}."
             )
-        t0 = time.perf_counter()
-        values = values.detach()
-        if values.dtype != torch.float64:
-            values = values.to(torch.float64)
-        super().__init__(pattern, values, rtol, atol, maxiter or 2000, preconditioner=None,
-                         name="amg", advice="use method='direct'")
-        A = pattern.to_scipy(values)
-        if hierarchy == "rs":
-            levels = ruge_stuben(A, self.A, max_coarse)
-        elif near_nullspace is None:
+        self.hierarchy_kind, self.near_nullspace, self.max_coarse = (
+            hierarchy, near_nullspace, max_coarse)
+        super().__init__(pattern, values.detach().to(torch.float64), rtol, atol,
+                         maxiter or 2000)
+
+    def preconditioner(self, pattern, values):
+        """One V-cycle of the hierarchy of this matrix, built here (``self.hierarchy``)."""
+        A, nn = pattern.to_scipy(values), self.near_nullspace
+        if self.hierarchy_kind == "rs":
+            levels = ruge_stuben(A, self.A, self.max_coarse)
+        elif nn is None:
             levels = smoothed_aggregation(A, self.A, np.ones((pattern.n, 1)),
-                                          max_coarse=max_coarse)
+                                          max_coarse=self.max_coarse)
         else:
-            position, n_padded = near_nullspace.padded()
-            levels = smoothed_aggregation(A, self.A, near_nullspace.modes,
-                                          near_nullspace.block_size, position, n_padded,
-                                          max_coarse=max_coarse)
+            position, n_padded = nn.padded()
+            levels = smoothed_aggregation(A, self.A, nn.modes, nn.block_size, position,
+                                          n_padded, max_coarse=self.max_coarse)
         self.hierarchy = VCycle(levels)
-        self.precondition = self.hierarchy
-        self.info = SolveInfo("amg", setup_s=time.perf_counter() - t0)
+        return self.hierarchy

@@ -74,35 +74,35 @@ def pcg(A: torch.Tensor, b: torch.Tensor, precondition: Callable[[torch.Tensor],
 
 
 class CGFactor(Factor):
-    """Preconditioned CG in torch on the matrix's device: Jacobi unless given a
-    ``preconditioner(r) -> z`` (e.g. a multigrid V-cycle)."""
+    """Preconditioned CG in torch on the matrix's device, Jacobi-preconditioned; a subclass
+    gives another preconditioner by overriding :meth:`preconditioner` (e.g. a multigrid
+    V-cycle)."""
 
     symmetric = True
+    name = "cg"  # the method in SolveInfo; "CG" or "AMG-CG" starts the errors
+    advice = "use method='amg' or 'direct'"
 
     def __init__(self, pattern: SparsityPattern, values: torch.Tensor, rtol: float, atol: float,
-                 maxiter: int | None, preconditioner=None, name: str = "cg",
-                 advice: str = "use method='amg' or 'direct'"):
-        # name: the method in SolveInfo; "CG" or "AMG-CG" starts the errors
+                 maxiter: int | None):
         t0 = time.perf_counter()
         values = values.detach()
         self.A = pattern.csr(values)
-        if preconditioner is None:
-            diag = torch.zeros(pattern.n, dtype=values.dtype, device=values.device)
-            on_diag = pattern.rows == pattern.indices
-            diag[pattern.rows[on_diag]] = values[on_diag]
-            if not bool((diag > 0).all()):
-                raise DfemError(
-                    "CG needs a symmetric positive definite matrix; its diagonal is not "
-                    "positive."
-                )
-            inv_diag = 1.0 / diag
-            preconditioner = inv_diag.__mul__
-        self.precondition = preconditioner
+        self.precondition = self.preconditioner(pattern, values)
         self.maxiter = maxiter or 10 * pattern.n
         self.rtol, self.atol = rtol, atol
-        self.advice = advice
-        self.label = "CG" if name == "cg" else f"{name.upper()}-CG"
-        self.info = SolveInfo(name, setup_s=time.perf_counter() - t0)
+        self.label = "CG" if self.name == "cg" else f"{self.name.upper()}-CG"
+        self.info = SolveInfo(self.name, setup_s=time.perf_counter() - t0)
+
+    def preconditioner(self, pattern: SparsityPattern, values: torch.Tensor):
+        """``r -> z ≈ A^{-1} r``: here ``D^{-1} r``, for a positive diagonal D."""
+        diag = torch.zeros(pattern.n, dtype=values.dtype, device=values.device)
+        on_diag = pattern.rows == pattern.indices
+        diag[pattern.rows[on_diag]] = values[on_diag]
+        if not bool((diag > 0).all()):
+            raise DfemError(
+                "CG needs a symmetric positive definite matrix; its diagonal is not positive."
+            )
+        return (1.0 / diag).__mul__
 
     def solve(self, b, transpose=False):
         t0 = time.perf_counter()
