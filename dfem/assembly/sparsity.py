@@ -18,7 +18,7 @@ import scipy.sparse as sp
 import torch
 
 from dfem.exceptions import DfemError
-from dfem.mesh.entities import unique_inverse
+from dfem.mesh.entities import packed_index_bits, unique_inverse, unique_inverse_packed
 
 
 def add_at(target: torch.Tensor, index: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
@@ -53,9 +53,20 @@ def _unique_keys(dofs: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Sorted unique keys ``row * n + col`` of all element entries and, for each entry
     ``(e, a, b)`` flattened, the index of its key (rows ``dofs[e, a]``, cols ``dofs[e, b]``),
     by :func:`dfem.mesh.entities.unique_inverse`."""
-    keys = np.empty((dofs.shape[0], dofs.shape[1], dofs.shape[1]), dtype=np.int64)
-    np.add((dofs * n)[:, :, None], dofs[:, None, :], out=keys)
-    return unique_inverse(keys.reshape(-1), n * n)
+    n_cells, nb = dofs.shape
+    index_bits = packed_index_bits(n_cells * nb * nb, n * n)
+    if index_bits is None:
+        keys = (dofs * n)[:, :, None] + dofs[:, None, :]
+        return unique_inverse(keys.reshape(-1), n * n)
+    # the keys packed with their positions (e * nb + a) * nb + b in one pass over the
+    # entries: the per-row and per-column parts are small (E, nb) arrays
+    position = np.arange(n_cells * nb, dtype=np.int64).reshape(n_cells, nb) * nb
+    row_part = (dofs * (n << index_bits)) + position
+    col_part = (dofs << index_bits) + np.arange(nb, dtype=np.int64)
+    packed = torch.empty((n_cells, nb, nb), dtype=torch.int64)  # torch's add is threaded
+    torch.add(torch.from_numpy(row_part)[:, :, None], torch.from_numpy(col_part)[:, None, :],
+              out=packed)
+    return unique_inverse_packed(packed.numpy().reshape(-1), index_bits)
 
 
 def compact_index(indptr: torch.Tensor, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
