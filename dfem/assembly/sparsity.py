@@ -17,8 +17,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from dfem.assembly.cell_pattern import cell_pattern
 from dfem.exceptions import DfemError
-from dfem.mesh.entities import packed_index_bits, unique_inverse, unique_inverse_packed
 
 
 def add_at(target: torch.Tensor, index: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
@@ -47,26 +47,6 @@ def add_at(target: torch.Tensor, index: torch.Tensor, values: torch.Tensor) -> t
     target = target.expand(*batch, target.shape[-1])
     values = values.expand(*batch, *index.shape).reshape(*batch, -1)
     return target.index_add(-1, index.reshape(-1), values)
-
-
-def _unique_keys(dofs: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted unique keys ``row * n + col`` of all element entries and, for each entry
-    ``(e, a, b)`` flattened, the index of its key (rows ``dofs[e, a]``, cols ``dofs[e, b]``),
-    by :func:`dfem.mesh.entities.unique_inverse`."""
-    n_cells, nb = dofs.shape
-    index_bits = packed_index_bits(n_cells * nb * nb, n * n)
-    if index_bits is None:
-        keys = (dofs * n)[:, :, None] + dofs[:, None, :]
-        return unique_inverse(keys.reshape(-1), n * n)
-    # the keys packed with their positions (e * nb + a) * nb + b in one pass over the
-    # entries: the per-row and per-column parts are small (E, nb) arrays
-    position = np.arange(n_cells * nb, dtype=np.int64).reshape(n_cells, nb) * nb
-    row_part = (dofs * (n << index_bits)) + position
-    col_part = (dofs << index_bits) + np.arange(nb, dtype=np.int64)
-    packed = torch.empty((n_cells, nb, nb), dtype=torch.int64)  # torch's add is threaded
-    torch.add(torch.from_numpy(row_part)[:, :, None], torch.from_numpy(col_part)[:, None, :],
-              out=packed)
-    return unique_inverse_packed(packed.numpy().reshape(-1), index_bits)
 
 
 def compact_index(indptr: torch.Tensor, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -160,14 +140,12 @@ class SparsityPattern:
     def from_cell_dofs(cls, cell_dofs: torch.Tensor, n: int) -> SparsityPattern:
         """The pattern of ``sum_e P_e^T K_e P_e`` for cells with dofs ``cell_dofs`` (E, nb)."""
         dofs = cell_dofs.detach().cpu().numpy().astype(np.int64, copy=False)
-        unique, scatter = _unique_keys(dofs, n)
-        indptr = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(np.bincount(unique // n, minlength=n), out=indptr[1:])
+        indptr, indices, scatter = cell_pattern(dofs, n)
         device = cell_dofs.device
         return cls(
             n=n,
             indptr=torch.as_tensor(indptr, device=device),
-            indices=torch.as_tensor(unique % n, device=device),
+            indices=torch.as_tensor(indices, device=device),
             scatter=torch.as_tensor(scatter, device=device),
         )
 

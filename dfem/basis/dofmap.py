@@ -14,6 +14,7 @@ face with four Q3 dofs).
 from __future__ import annotations
 
 import functools
+import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -119,11 +120,18 @@ def shared_pattern(space) -> SparsityPattern:
         from dfem.assembly.sparsity import SparsityPattern
 
         pattern = SparsityPattern.from_cell_dofs(space.cell_dofs, space.n_dofs)
-        pattern.locate = functools.partial(_dof_points, space)
+        # by a weak reference: the space holds its pattern, and a cycle would keep both
+        # (and the pattern's large arrays) alive until a full collection
+        pattern.locate = functools.partial(_dof_points_of, weakref.ref(space))
         # a space on one rank's part of a mesh: its matrices are parts of a distributed one
         pattern.partition = getattr(getattr(space, "mesh", None), "partition", None)
         space._shared["pattern"] = pattern
     return space._shared["pattern"]
+
+
+def _dof_points_of(space_ref):
+    space = space_ref()
+    return None if space is None else _dof_points(space)
 
 
 def _dof_points(space):
