@@ -43,15 +43,18 @@ class EntityTable:
         """Global numbers of entities given by their vertices (any order); -1 where none."""
         k = self.entities.shape[1]
         wanted = np.sort(np.asarray(vertex_sets, dtype=np.int64).reshape(-1, k), axis=1)
-        if len(self.entities) == 0 or len(wanted) == 0:
-            return np.full(len(wanted), -1, dtype=np.int64)
+        found = np.full(len(wanted), -1, dtype=np.int64)
+        valid = wanted[:, 0] >= 0  # a negative vertex number names no entity
+        if len(self.entities) == 0 or not valid.any():
+            return found
         n = max(int(self.entities.max()), int(wanted.max())) + 1
-        both = np.concatenate([self.entities, wanted])
+        both = np.concatenate([self.entities, wanted[valid]])
         distinct = unique_rows([both[:, c] for c in range(k)], n).inverse
         # each distinct row's table entity; the table's rows are distinct themselves
         owner = np.full(len(both), -1, dtype=np.int64)
         owner[distinct[:len(self.entities)]] = np.arange(len(self.entities))
-        return owner[distinct[len(self.entities):]]
+        found[valid] = owner[distinct[len(self.entities):]]
+        return found
 
 
 EdgeTable = EntityTable

@@ -30,3 +30,9 @@ def test_faces_are_found_by_their_vertices_in_any_order():
     missing = np.array([[0, 1, mesh.n_nodes - 1]])  # not a face of this mesh
     found = faces.lookup(np.concatenate([shuffled, missing]))
     assert found[:-1].tolist() == picked.tolist() and found[-1] == -1
+
+
+def test_a_negative_vertex_number_names_no_face():
+    faces = dfem.mesh.box(1, 1, 1, cell="tet").face_table
+    found = faces.lookup(np.array([[-1, 0, 1], faces.entities[3]]))
+    assert found.tolist() == [-1, 3]
