@@ -11,10 +11,9 @@ triangle and the diagonal follow from the upper one.
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 
-from dfem.mesh.unique_rows import index_type, unique_rows
+from dfem.mesh.unique_rows import by_column, index_type, unique_rows
 
 
 def _symmetric_csr(pair_lo, pair_hi, pair_starts, used, n):
@@ -33,8 +32,7 @@ def _symmetric_csr(pair_lo, pair_hi, pair_starts, used, n):
     upper_count = np.diff(upper_starts)
     # the lower triangle is the upper one by columns, each column's rows in order
     n_upper = len(upper_hi)
-    lower = sp.csr_matrix((np.arange(n_upper, dtype=index_type(n_upper)), upper_hi,
-                           upper_starts), shape=(n, n)).tocsc()
+    lower = by_column(upper_hi, n, np.arange(n_upper, dtype=index_type(n_upper)))
     lower_starts = lower.indptr.astype(np.int64)
     lower_count = np.diff(lower_starts)
     indptr = np.zeros(n + 1, dtype=np.int64)

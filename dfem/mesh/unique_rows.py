@@ -24,7 +24,7 @@ def index_type(*sizes: int) -> type:
     return np.int32 if max(sizes, default=0) < np.iinfo(np.int32).max else np.int64
 
 
-def _by_column(keys: np.ndarray, n: int, carried: np.ndarray) -> sp.csc_matrix:
+def by_column(keys: np.ndarray, n: int, carried: np.ndarray) -> sp.csc_matrix:
     """The (count, n) matrix with one entry per row ``i``, at column ``keys[i]``, with
     value ``carried[i]``, transposed to CSC: its indices are the rows sorted stably by key,
     its data ``carried`` in that order, its indptr the start of each key."""
@@ -33,7 +33,7 @@ def _by_column(keys: np.ndarray, n: int, carried: np.ndarray) -> sp.csc_matrix:
     return sp.csr_matrix((carried, keys, rows), shape=(count, n)).tocsc()
 
 
-def sort_pairs(first: np.ndarray, second: np.ndarray, n: int):
+def _sort_pairs(first: np.ndarray, second: np.ndarray, n: int):
     """The pairs ``(first, second)`` sorted by ``first`` then ``second``, equal pairs in
     their given order, as ``(starts, second_sorted, order)``: the CSR structure of rows
     ``first`` (with duplicates) and the given index of each sorted pair.
@@ -42,7 +42,7 @@ def sort_pairs(first: np.ndarray, second: np.ndarray, n: int):
     pairs; its transposition to CSR, carrying the pair numbers, orders them by ``first``
     and keeps the order by ``second`` within each row.
     """
-    by_second = _by_column(second, n, first)
+    by_second = by_column(second, n, first)
     by_first = sp.csc_matrix((by_second.indices, by_second.data, by_second.indptr),
                              shape=(n, n)).tocsr()
     return by_first.indptr, by_first.indices, by_first.data
@@ -84,10 +84,10 @@ def unique_rows(columns: list[np.ndarray], n: int) -> UniqueRows:
     for column in columns[:1:-1]:  # the columns after the first two, last first
         key = column if order is None else column[order]
         carried = np.arange(count, dtype=itype) if order is None else order
-        order = _by_column(key, n, carried).data
+        order = by_column(key, n, carried).data
     first_column, second = (columns[:2] if order is None
                             else [columns[0][order], columns[1][order]])
-    starts, second_sorted, by_pair = sort_pairs(first_column, second, n)
+    starts, second_sorted, by_pair = _sort_pairs(first_column, second, n)
     order = by_pair if order is None else order[by_pair]
     later = [c[order] for c in columns[2:]]
     # a distinct row starts where any column changes, or where the first one does
